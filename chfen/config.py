@@ -1,0 +1,366 @@
+"""Typed, layered configuration: the one definition of every setting.
+
+Precedence, lowest to highest (documented in the README):
+
+1. the defaults declared on the models below;
+2. YAML files — a file may say ``extends: other.yaml`` (relative to itself, any depth);
+   the base is applied first, then each file that extends it;
+3. environment variables ``CHFEN_<SECTION>__<KEY>=value`` (double underscore = one level down);
+4. ``--set section.key=value`` on the command line (repeatable; later wins).
+
+Values from the environment and ``--set`` are parsed as YAML scalars, so ``8``, ``true``,
+``[a, b]`` and ``null`` mean what they look like. Every resolved leaf remembers where it came
+from (`Provenance`), which ``chfen config show`` prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ENV_PREFIX = "CHFEN_"
+# Environment variables with the prefix that are not settings.
+ENV_RESERVED = {"CHFEN_CONFIG"}
+CONFIG_ENV = "CHFEN_CONFIG"
+DEFAULT_CONFIG_NAME = "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file, override or environment variable that cannot be used; says which."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+
+class SourceConfig(_Section):
+    """One place to crawl: a channel feed, a page or a direct video URL."""
+
+    name: str = Field(description="Short unique name, used in `chfen crawl --source NAME`.")
+    url: str = Field(description="Feed (RSS), page or video URL understood by yt-dlp.")
+    max_videos: int | None = Field(None, ge=1, description="Stop after this many new videos.")
+    enabled: bool = True
+
+
+class DemoSiteConfig(_Section):
+    """The local short-video site used by the demo and the tests (`chfen demo-site`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535, description="0 picks a free port.")
+    n_videos: int = Field(24, ge=1, description="Catalogue size (training needs a few hundred).")
+    seed: int = 0
+    cache_dir: str | None = Field(
+        None, description="Where generated media is cached; default <data_root>/demo_site."
+    )
+
+
+class CrawlConfig(_Section):
+    max_duration_s: float = Field(180.0, gt=0, description="Longer videos are rejected.")
+    max_filesize_mb: float = Field(200.0, gt=0, description="Also enforced without Content-Length.")
+    socket_timeout_s: float = Field(15.0, gt=0)
+    retries: int = Field(3, ge=0, description="Retries for transient (network) errors only.")
+    retry_backoff_s: float = Field(1.0, ge=0, description="First back-off; doubles per retry.")
+    politeness_delay_s: float = Field(0.0, ge=0, description="Pause between downloads per source.")
+    max_videos_per_source: int | None = Field(None, ge=1)
+    concurrency: int = Field(2, ge=1, description="Videos downloaded at once.")
+    audio_sample_rate: int = Field(16000, description="Extracted WAV sample rate (mono).")
+
+
+class ScenesConfig(_Section):
+    detector: Literal["content", "adaptive", "threshold", "hash", "histogram"] = "content"
+    threshold: float = Field(27.0, gt=0)
+    min_scene_len_s: float = Field(0.5, ge=0)
+    downscale: int | None = Field(None, ge=1, description="None = PySceneDetect's auto downscale.")
+    stills_per_second: float = Field(1.0, gt=0, description="Stills kept for the embed stage.")
+
+
+class AsrConfig(_Section):
+    model: str = Field(
+        "tiny.en", description="'tiny.en' (the packaged model), another name, or a local folder."
+    )
+    language: str | None = Field("en", description="None = detect (multilingual models only).")
+    compute_type: Literal["int8", "int8_float32", "float16", "float32"] = "int8"
+    batch_size: int = Field(8, ge=1)
+    vad: Literal["pyannote", "silero"] = "pyannote"
+    align_model: str | None = Field(
+        None, description="Local folder of a wav2vec2 CTC model; None = faster-whisper word times."
+    )
+    concurrency: int = Field(1, ge=1)
+
+
+class LabelStudioConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    username: str = "admin@chfen.local"
+    password: SecretStr = SecretStr("chfen-admin")
+    token: SecretStr = Field(
+        SecretStr("chfen-dev-token-change-me"),
+        description="API token; set CHFEN_LABELSTUDIO__TOKEN in real use. Never printed.",
+    )
+    project_title: str = "CHFEN viewer emotion"
+    version: str = Field("1.23.2", description="label-studio installed into its own venv.")
+    batch_size: int = Field(50, ge=1)
+
+
+class PrefectConfig(_Section):
+    api_url: str | None = Field(None, description="None = ephemeral (embedded) Prefect.")
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(4200, ge=1, le=65535)
+    task_runner: Literal["thread", "dask"] = "thread"
+    dask_address: str | None = Field(None, description="Scheduler address; None = local cluster.")
+    dask_workers: int = Field(2, ge=1)
+    crawl_cron: str = "0 * * * *"
+    label_sync_minutes: int = Field(10, ge=1)
+    retrain_min_new_labels: int = Field(50, ge=1)
+
+
+class EmbedConfig(_Section):
+    grid_hz: float = Field(1.0, gt=0, description="Steps per second of the shared time grid.")
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs; also the form of the `train` deployment in Prefect."""
+
+    seed: int = 0
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    early_stopping_patience: int = Field(8, ge=1)
+    min_agreement: float = Field(0.5, ge=0, le=1, description="Drop items below this agreement.")
+    test_fraction: float = Field(0.25, gt=0, lt=1, description="Share of uploaders held out.")
+    hidden_dim: int = Field(128, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class Settings(_Section):
+    """The whole resolved configuration."""
+
+    data_root: str = Field("data", description="Media, warehouse, models, service state.")
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Empty = the local demo site."
+    )
+    demo_site: DemoSiteConfig = DemoSiteConfig()
+    crawl: CrawlConfig = CrawlConfig()
+    scenes: ScenesConfig = ScenesConfig()
+    asr: AsrConfig = AsrConfig()
+    labelstudio: LabelStudioConfig = LabelStudioConfig()
+    prefect: PrefectConfig = PrefectConfig()
+    embed: EmbedConfig = EmbedConfig()
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_root).expanduser().resolve()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+class Provenance(dict):
+    """Dotted key -> where its value came from ('default', 'file:…', 'env:…', '--set')."""
+
+
+def shipped_config_dir() -> Path:
+    return Path(str(resources.files("chfen") / "configs"))
+
+
+def shipped_configs() -> list[Path]:
+    return sorted(shipped_config_dir().glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def config_chain(path: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The file and everything it extends, base first. `extends` is relative to the file."""
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    seen: list[Path] = []
+    current: Path | None = Path(path).expanduser().resolve()
+    while current is not None:
+        if current in seen:
+            cycle = " -> ".join(str(p) for p in [*seen, current])
+            raise ConfigError(f"config files extend each other in a cycle: {cycle}")
+        seen.append(current)
+        data = _read_yaml(current)
+        parent = data.pop("extends", None)
+        chain.append((current, data))
+        if parent is None:
+            current = None
+        elif isinstance(parent, str):
+            current = (current.parent / parent).resolve()
+        else:
+            raise ConfigError(f"{current}: 'extends' must be one file name, got {parent!r}")
+    chain.reverse()
+    return chain
+
+
+def _merge(
+    base: dict[str, Any], over: Mapping[str, Any], origin: str, prov: Provenance, prefix: str = ""
+) -> None:
+    """Deep-merge `over` into `base` in place; mappings merge, everything else replaces."""
+    for key, value in over.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value, origin, prov, dotted + ".")
+        else:
+            base[key] = _plain(value)
+            for old in [k for k in prov if k.startswith(dotted + ".")]:
+                del prov[old]
+            _record(value, origin, prov, dotted)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _record(value: Any, origin: str, prov: Provenance, dotted: str) -> None:
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            _record(v, origin, prov, f"{dotted}.{k}")
+    else:
+        prov[dotted] = origin
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    parts = [p for p in dotted.split(".") if p]
+    if not parts:
+        raise ConfigError(f"empty setting name in {dotted!r}")
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """`a.b=c` -> ('a.b', parsed c)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects section.key=value, got {item!r}")
+    return key.strip(), _scalar(value)
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str, Any]]:
+    """(env var name, dotted key, value) for every CHFEN_* setting variable."""
+    found = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        found.append((name, dotted, _scalar(environ[name])))
+    return found
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """CHFEN_CONFIG, else ./chfen.yaml when present, else the shipped default."""
+    environ = os.environ if environ is None else environ
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    local = Path("chfen.yaml")
+    if local.exists():
+        return local
+    return shipped_config_dir() / DEFAULT_CONFIG_NAME
+
+
+def load_settings(
+    config: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Settings, Provenance]:
+    """Resolve defaults < YAML chain < CHFEN_* env < --set; return settings and provenance."""
+    environ = os.environ if environ is None else environ
+    path = Path(config) if config is not None else default_config_path(environ)
+    prov = Provenance()
+    merged: dict[str, Any] = {}
+    for file, data in config_chain(path):
+        _merge(merged, data, f"file:{file}", prov)
+    for name, dotted, value in env_overrides(environ):
+        _merge(merged, _nest(dotted, value), f"env:{name}", prov)
+    for item in overrides:
+        dotted, value = parse_set(item)
+        _merge(merged, _nest(dotted, value), f"--set {item.split('=', 1)[0]}", prov)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, prov)) from exc
+    return settings, prov
+
+
+def _explain(exc: ValidationError, prov: Provenance) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        dotted = ".".join(str(p) for p in err["loc"])
+        origin = prov.get(dotted) or next(
+            (v for k, v in prov.items() if k.startswith(dotted + ".") or dotted.startswith(k)),
+            "default",
+        )
+        lines.append(f"  {dotted}: {err['msg']} (from {origin})")
+    return "\n".join(lines)
+
+
+def flatten(settings: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value for every leaf; secrets stay masked."""
+    out: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        dotted = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            out.update(flatten(value, dotted + "."))
+        elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
+            for i, item in enumerate(value):
+                out.update(flatten(item, f"{dotted}.{i}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def origin_of(dotted: str, prov: Provenance) -> str:
+    """Where a flattened leaf came from; list items inherit their list's origin."""
+    if dotted in prov:
+        return prov[dotted]
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head in prov:
+            return prov[head]
+    return "default"
+
+
+def resolved_dict(settings: Settings) -> dict[str, Any]:
+    """The resolved config as plain data (secrets masked), e.g. to save beside a run."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Label Studio integration: labeling config, tasks, predictions, annotation parsing, agreement."""

@@ -1,0 +1,15 @@
+"""The storage layer: table schemas, atomic Parquet (Delta) writes, the DuckDB catalog."""
+
+from warehouse.core import SchemaError, Warehouse, WarehouseError
+from warehouse.schema import SCHEMA_VERSION, TABLES, TableSpec
+from warehouse.storage import DataRoot
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLES",
+    "DataRoot",
+    "SchemaError",
+    "TableSpec",
+    "Warehouse",
+    "WarehouseError",
+]

@@ -1,0 +1,450 @@
+"""The warehouse: Delta Lake tables of Parquet files, queried through DuckDB.
+
+- `append` validates rows against `warehouse.schema` and commits them atomically (delta-rs):
+  a reader sees a whole batch or none of it, also when the writer is killed mid-write, and
+  appends from many processes commit without locks of ours.
+- `query` runs DuckDB SQL over each table's current snapshot (an Arrow dataset of the live
+  files), with parameters. `<table>_latest` views give one row per key for superseded rows.
+- `warehouse.duckdb` holds the same views over the live file lists for the plain duckdb shell.
+  It is rebuilt in a temporary file and renamed into place after every commit, so writers
+  never wait on a lock and a shell that has the old file open keeps working.
+- `version(table)` is the Delta version: a training run records it and `read(table, version)`
+  gives back exactly what it read.
+
+Worker processes must be started with the `spawn` (or forkserver) method: delta-rs's runtime
+refuses to run in a forked child.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from warehouse.schema import TABLES, TableSpec, spec
+from warehouse.storage import DataRoot
+
+# Non-nullable timestamp columns with these names are filled with "now" when a row omits them.
+AUTO_NOW = {"updated_at", "created_at", "finished_at", "failed_at", "pushed_at"}
+
+STATUS_DONE = "done"
+STATUS_FAILED = "failed"
+
+
+class WarehouseError(Exception):
+    """A warehouse operation that cannot be done; the message says which table and why."""
+
+
+class SchemaError(WarehouseError, ValueError):
+    """Rows that do not match a table's schema. Nothing was written."""
+
+    def __init__(self, table: str, column: str | None, reason: str):
+        self.table, self.column = table, column
+        where = f"{table}.{column}" if column else table
+        super().__init__(f"rows rejected for table {where}: {reason} (nothing was written)")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def latest_view_sql(table: TableSpec, source: str | None = None) -> str:
+    """SELECT giving the newest row per primary key (ties broken arbitrarily but stably)."""
+    src = quote_ident(source or table.name)
+    keys = ", ".join(quote_ident(k) for k in table.key)
+    return (
+        f"SELECT * FROM {src} QUALIFY row_number() OVER "
+        f"(PARTITION BY {keys} ORDER BY {quote_ident(table.latest_by)} DESC) = 1"
+    )
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, table: TableSpec, files: list[str]) -> None:
+    """The table as a view over exactly its live files (plus `<table>_latest`)."""
+    ident = quote_ident(table.name)
+    if files:
+        listing = ", ".join(_quote_str(f) for f in files)
+        con.execute(
+            f"CREATE VIEW {ident} AS SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        )
+    else:
+        # An empty table of the right shape, so queries still bind.
+        con.register("_empty", table.schema.empty_table())
+        con.execute(f"CREATE TABLE {ident} AS SELECT * FROM _empty")
+        con.unregister("_empty")
+    if table.latest_by:
+        con.execute(f"CREATE VIEW {quote_ident(table.latest_view)} AS {latest_view_sql(table)}")
+
+
+class Warehouse:
+    """All tables of one data root. Safe to use from several threads and processes."""
+
+    def __init__(
+        self,
+        root: str | Path | DataRoot,
+        *,
+        catalog: bool = True,
+        storage_options: dict[str, str] | None = None,
+    ):
+        self.root = root if isinstance(root, DataRoot) else DataRoot(root, storage_options)
+        self.root.ensure()
+        self.catalog_enabled = catalog and self.root.is_local
+        self._tables: dict[str, DeltaTable] = {}
+        self._lock = threading.RLock()
+        for table in TABLES.values():
+            self._create_if_missing(table)
+        if self.catalog_enabled and not self.root.catalog_path().exists():
+            self.refresh_catalog()
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.root.url!r})"
+
+    # ---- tables ------------------------------------------------------------------------------
+
+    def _create_if_missing(self, table: TableSpec) -> None:
+        uri = self.root.table_uri(table.name)
+        if DeltaTable.is_deltatable(uri, storage_options=self.root.storage_options):
+            return
+        try:
+            DeltaTable.create(
+                uri,
+                table.schema,
+                mode="ignore",
+                name=table.name,
+                description=table.description or None,
+                storage_options=self.root.storage_options,
+            )
+        except Exception as exc:  # another process created it between the check and here
+            if not DeltaTable.is_deltatable(uri, storage_options=self.root.storage_options):
+                raise WarehouseError(f"cannot create table {table.name} at {uri}: {exc}") from exc
+
+    def _delta(self, table: str, version: int | None = None) -> DeltaTable:
+        """A DeltaTable fixed at `version` (default: the current one)."""
+        spec(table)
+        uri = self.root.table_uri(table)
+        if version is None:
+            version = self._current(table).version()
+        try:
+            return DeltaTable(uri, version=version, storage_options=self.root.storage_options)
+        except Exception as exc:
+            raise WarehouseError(f"table {table} has no version {version}: {exc}") from exc
+
+    def _current(self, table: str) -> DeltaTable:
+        """The cached, refreshed DeltaTable of a table; only use it under self._lock."""
+        uri = self.root.table_uri(table)
+        with self._lock:
+            cached = self._tables.get(table)
+            if cached is None:
+                try:
+                    cached = DeltaTable(uri, storage_options=self.root.storage_options)
+                except TableNotFoundError:
+                    self._create_if_missing(spec(table))
+                    cached = DeltaTable(uri, storage_options=self.root.storage_options)
+                self._tables[table] = cached
+            else:
+                cached.update_incremental()
+            return cached
+
+    def live_files(self, table: str) -> tuple[int, list[str]]:
+        """Version and live Parquet files of the current snapshot, taken together."""
+        spec(table)
+        with self._lock:
+            current = self._current(table)
+            return current.version(), current.file_uris()
+
+    def version(self, table: str) -> int:
+        """The table's current Delta version (record it to read the same data later)."""
+        spec(table)
+        with self._lock:
+            return self._current(table).version()
+
+    def versions(self) -> dict[str, int]:
+        return {name: self.version(name) for name in TABLES}
+
+    def dataset(self, table: str, version: int | None = None) -> pads.Dataset:
+        """The table's rows as an Arrow dataset over one snapshot's files."""
+        return self._delta(table, version).to_pyarrow_dataset()
+
+    def read(
+        self, table: str, version: int | None = None, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The whole table (optionally at an older version) as Arrow."""
+        return self.dataset(table, version).to_table(columns=list(columns) if columns else None)
+
+    def count(self, table: str) -> int:
+        return self.dataset(table).count_rows()
+
+    # ---- writing -----------------------------------------------------------------------------
+
+    def validate(self, table: str, rows: pa.Table | Iterable[Mapping[str, Any]]) -> pa.Table:
+        """Rows as an Arrow table of exactly the table's schema, or a SchemaError."""
+        tspec = spec(table)
+        schema = tspec.schema
+        if isinstance(rows, pa.Table):
+            given = {name: rows.column(name) for name in rows.column_names}
+            n = rows.num_rows
+        else:
+            rows = list(rows)
+            n = len(rows)
+            names: dict[str, None] = {}
+            for row in rows:
+                names.update(dict.fromkeys(row))
+            given = {name: [row.get(name) for row in rows] for name in names}
+        unknown = [c for c in given if c not in schema.names]
+        if unknown:
+            raise SchemaError(table, unknown[0], "not a column of this table")
+        now = utcnow()
+        arrays = []
+        for field in schema:
+            values = given.get(field.name)
+            if values is None:
+                if field.name in AUTO_NOW and not field.nullable:
+                    values = pa.array([now] * n, type=field.type)
+                elif field.name in tspec.key:
+                    raise SchemaError(table, field.name, "key column is missing")
+                elif not field.nullable:
+                    raise SchemaError(table, field.name, "required column is missing")
+                else:
+                    values = pa.nulls(n, type=field.type)
+            try:
+                if isinstance(values, pa.ChunkedArray | pa.Array):
+                    arr = values.cast(field.type, safe=True)
+                elif pa.types.is_integer(field.type) and any(isinstance(v, float) for v in values):
+                    # pa.array(type=int) truncates 1.5 silently; a safe cast refuses it.
+                    arr = pa.array(values, from_pandas=True).cast(field.type, safe=True)
+                else:
+                    arr = pa.array(values, type=field.type, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(
+                    table, field.name, f"values are not {field.type}: {exc}"
+                ) from None
+            if not field.nullable and arr.null_count:
+                what = "key column" if field.name in tspec.key else "required column"
+                raise SchemaError(
+                    table, field.name, f"{what} is missing or null in {arr.null_count} row(s)"
+                )
+            arrays.append(arr)
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def append(
+        self,
+        table: str,
+        rows: pa.Table | Iterable[Mapping[str, Any]],
+        *,
+        refresh_catalog: bool = True,
+    ) -> int:
+        """Validate and commit rows as one atomic Delta commit; returns the new version."""
+        data = self.validate(table, rows)
+        if data.num_rows == 0:
+            return self.version(table)
+        uri = self.root.table_uri(table)
+        try:
+            write_deltalake(uri, data, mode="append", storage_options=self.root.storage_options)
+        except Exception as exc:
+            raise WarehouseError(f"commit to table {table} failed: {exc}") from exc
+        version = self.version(table)
+        if refresh_catalog:
+            self.refresh_catalog()
+        return version
+
+    def compact(self, table: str) -> dict[str, Any]:
+        """Merge small files into few; readers see the same rows before, during and after."""
+        spec(table)
+        dtable = DeltaTable(self.root.table_uri(table), storage_options=self.root.storage_options)
+        metrics = dtable.optimize.compact()
+        self.refresh_catalog()
+        return {"table": table, "version": self.version(table), **metrics}
+
+    # ---- querying ----------------------------------------------------------------------------
+
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views over the given (default: all) tables'
+        current files, plus their `_latest` views: the same SQL as the catalog file."""
+        con = duckdb.connect()
+        for name in tables if tables is not None else TABLES:
+            _create_views(con, spec(name), self.live_files(name)[1])
+        return con
+
+    def _tables_in(self, sql: str) -> list[str]:
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
+        return [
+            name
+            for name, tspec in TABLES.items()
+            if name in words or (tspec.latest_view and tspec.latest_view in words)
+        ]
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
+        """Run SQL (with `?` or `$name` parameters) over the current tables; Arrow result."""
+        con = self.connect(self._tables_in(sql))
+        try:
+            return con.execute(sql, params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+        finally:
+            con.close()
+
+    def rows(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return self.query(sql, params).to_pylist()
+
+    # ---- the duckdb catalog ------------------------------------------------------------------
+
+    def refresh_catalog(self) -> Path | None:
+        """Rebuild warehouse.duckdb's views over the live files, atomically.
+
+        Loops until no table moved while it was building, so whichever writer finishes last
+        leaves a catalog that shows every commit.
+        """
+        if not self.catalog_enabled:
+            return None
+        path = self.root.catalog_path()
+        for _ in range(10):
+            snapshot = {name: self.live_files(name) for name in TABLES}
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                con = duckdb.connect(str(tmp))
+                try:
+                    for name, (_, files) in snapshot.items():
+                        _create_views(con, spec(name), files)
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+                tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+            if all(self.version(name) == v for name, (v, _) in snapshot.items()):
+                return path
+        return path
+
+    # ---- the stage ledger --------------------------------------------------------------------
+
+    def pending(
+        self, stage: str, version: str, *, retry_failed: bool = False, limit: int | None = None
+    ) -> list[str]:
+        """Videos (status ok) not done at this stage version; failed ones only if asked."""
+        skip = "('done')" if retry_failed else "('done', 'failed')"
+        sql = f"""
+            SELECT v.video_id FROM videos_latest v
+            WHERE v.status = 'ok' AND NOT EXISTS (
+                SELECT 1 FROM stage_runs_latest s
+                WHERE s.video_id = v.video_id AND s.stage = $stage
+                  AND s.stage_version = $version AND s.status IN {skip})
+            ORDER BY v.video_id
+        """
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [r["video_id"] for r in self.rows(sql, {"stage": stage, "version": version})]
+
+    def stage_status(self, video_id: str, stage: str, version: str) -> str | None:
+        rows = self.rows(
+            "SELECT status FROM stage_runs_latest WHERE video_id = ? AND stage = ? "
+            "AND stage_version = ?",
+            [video_id, stage, version],
+        )
+        return rows[0]["status"] if rows else None
+
+    def _ledger_row(
+        self,
+        video_id: str,
+        stage: str,
+        version: str,
+        status: str,
+        timings: Mapping[str, float] | None,
+        started_at: dt.datetime | None,
+        error_kind: str | None = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        finished = utcnow()
+        duration = (finished - started_at).total_seconds() if started_at else None
+        if duration is None and timings:
+            duration = float(sum(timings.values()))
+        return {
+            "video_id": video_id,
+            "stage": stage,
+            "stage_version": str(version),
+            "status": status,
+            "error_kind": error_kind,
+            "error": error,
+            "started_at": started_at,
+            "finished_at": finished,
+            "duration_s": duration,
+            "timings_json": json.dumps(dict(timings)) if timings else None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def mark_done(
+        self,
+        video_id: str,
+        stage: str,
+        version: str,
+        timings: Mapping[str, float] | None = None,
+        *,
+        started_at: dt.datetime | None = None,
+    ) -> None:
+        """Record that `stage` at `version` finished for this video."""
+        self.append(
+            "stage_runs",
+            [self._ledger_row(video_id, stage, version, STATUS_DONE, timings, started_at)],
+        )
+
+    def mark_failed(
+        self,
+        video_id: str,
+        stage: str,
+        version: str,
+        error: BaseException | str,
+        timings: Mapping[str, float] | None = None,
+        *,
+        error_kind: str | None = None,
+        started_at: dt.datetime | None = None,
+        source: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        """Record a failure in the ledger and in `failures` (kind + a readable reason)."""
+        if isinstance(error, BaseException):
+            kind = error_kind or getattr(error, "kind", None) or type(error).__name__
+            message = str(error) or type(error).__name__
+        else:
+            kind, message = error_kind or "error", error
+        row = self._ledger_row(
+            video_id, stage, version, STATUS_FAILED, timings, started_at, kind, message
+        )
+        self.append("stage_runs", [row], refresh_catalog=False)
+        self.append(
+            "failures",
+            [
+                {
+                    "video_id": video_id,
+                    "stage": stage,
+                    "failed_at": row["finished_at"],
+                    "stage_version": str(version),
+                    "source": source,
+                    "url": url,
+                    "error_kind": kind,
+                    "error": message,
+                }
+            ],
+        )
