@@ -79,10 +79,24 @@ class CrawlConfig(_Section):
 
 class ScenesConfig(_Section):
     detector: Literal["content", "adaptive", "threshold", "hash", "histogram"] = "content"
-    threshold: float = Field(27.0, gt=0)
+    threshold: float = Field(
+        27.0,
+        gt=0,
+        description="In the chosen detector's own units. Left unset, each detector uses its "
+        "PySceneDetect default (content 27, adaptive 3, threshold 12, hash 0.35, "
+        "histogram 0.2).",
+    )
     min_scene_len_s: float = Field(0.5, ge=0)
     downscale: int | None = Field(None, ge=1, description="None = PySceneDetect's auto downscale.")
     stills_per_second: float = Field(1.0, gt=0, description="Stills kept for the embed stage.")
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of keyframes and stills.")
+    min_decoded_fraction: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Fail as corrupt when the decoded frames cover less than this share of the "
+        "duration recorded in `videos` (a truncated download probes with its full length).",
+    )
 
 
 class AsrConfig(_Section):
@@ -97,6 +111,14 @@ class AsrConfig(_Section):
         None, description="Local folder of a wav2vec2 CTC model; None = faster-whisper word times."
     )
     concurrency: int = Field(1, ge=1)
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Where whisper and the aligner run.")
+    cpu_threads: int = Field(0, ge=0, description="Threads per ASR worker; 0 = one per core.")
+    vad_step_s: float | None = Field(
+        2.5,
+        gt=0,
+        description="Step of pyannote's 5 s VAD window; None = pyannote's default (0.5 s, "
+        "about 5x slower for the same speech chunks).",
+    )
 
 
 class LabelStudioConfig(_Section):
@@ -108,9 +130,31 @@ class LabelStudioConfig(_Section):
         SecretStr("chfen-dev-token-change-me"),
         description="API token; set CHFEN_LABELSTUDIO__TOKEN in real use. Never printed.",
     )
-    project_title: str = "CHFEN viewer emotion"
+    project_title: str = Field(
+        "CHFEN viewer emotion",
+        min_length=1,
+        max_length=50,
+        description="The project is found by this title (Label Studio allows 50 characters).",
+    )
     version: str = Field("1.23.2", description="label-studio installed into its own venv.")
-    batch_size: int = Field(50, ge=1)
+    batch_size: int = Field(50, ge=1, description="Tasks imported per request by the push.")
+    annotations_per_task: int = Field(
+        3, ge=1, description="Annotators per task (overlap), so agreement can be measured."
+    )
+    venv_dir: str | None = Field(
+        None,
+        description="The server's own venv; None = <data_root>/labelstudio/venv. Point several "
+        "data roots (or test runs) at one folder to install once.",
+    )
+    start_timeout_s: float = Field(
+        240.0,
+        gt=0,
+        description="Seconds `start` waits for /health (a first start migrates: 1-2 minutes).",
+    )
+    request_timeout_s: float = Field(60.0, gt=0, description="Timeout of one API request.")
+    export_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds the pull waits for a snapshot export to finish."
+    )
 
 
 class PrefectConfig(_Section):

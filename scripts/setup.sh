@@ -18,6 +18,7 @@ declare -A APT_FOR=(
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
   [espeak-ng]=espeak-ng
+  [chromium]=chromium        # headless screenshots of the Label Studio UI in the tests
 )
 missing=()
 for cmd in "${!APT_FOR[@]}"; do

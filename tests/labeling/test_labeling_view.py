@@ -1,0 +1,149 @@
+"""One task's labeling view in headless Chromium: the video, the choices and the transcript.
+
+Drives Chromium over the DevTools protocol (websockets, already a dependency): logs in with the
+admin's form, opens the task in the data manager, waits for the editor, asserts on the DOM and
+keeps a screenshot (`labeling-view.png` in the test's tmp dir). Skipped when no Chromium is
+installed (`apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from label_studio_sdk import LabelStudio
+from labkit import Lab
+from websockets.sync.client import ClientConnection, connect
+
+from labeling import config as lc
+from labeling.push import push_tasks, tasks_in_project
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
+
+
+class DevTools:
+    """The smallest DevTools-protocol client: send a command, wait for its answer."""
+
+    def __init__(self, ws: ClientConnection):
+        self.ws, self.ids = ws, itertools.count(1)
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def js(self, expression: str) -> Any:
+        out = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return out.get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout_s: float = 90.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = self.js(expression)
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {expression}")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[DevTools]:
+    if CHROMIUM is None:
+        pytest.skip("no Chromium installed (apt-get install -y chromium)")
+    profile = tmp_path / "chromium-profile"
+    proc = subprocess.Popen(
+        [
+            CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0", f"--user-data-dir={profile}",
+            "--window-size=1400,1200", "--autoplay-policy=no-user-gesture-required",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        port = int(port_file.read_text().splitlines()[0])
+        pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        page = next(p for p in pages if p.get("type") == "page")
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
+            yield DevTools(ws)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_the_labeling_view_shows_video_choices_and_transcript(
+    lab: Lab, client: LabelStudio, browser: DevTools, tmp_path: Path
+) -> None:
+    vid = lab.add_video(1, words=(" what", " a", " lovely", " morning"))
+    report = push_tasks(lab.settings, lab.wh, predictions={vid: ("joy", 0.7, "m-view")})
+    task_id = tasks_in_project(client, report.project_id)[vid]
+    base = lab.server.url
+    ls = lab.settings.labelstudio
+
+    browser.send("Page.enable")
+    browser.send("Page.navigate", url=f"{base}/user/login/")
+    browser.wait_for("!!document.querySelector('input[name=email]')")
+    browser.js(
+        f"document.querySelector('input[name=email]').value = {json.dumps(ls.username)};"
+        f"document.querySelector('input[name=password]').value = "
+        f"{json.dumps(ls.password.get_secret_value())};"
+        "document.querySelector('input[name=email]').form.submit(); true"
+    )
+    browser.wait_for("!location.pathname.startsWith('/user/login')")
+    browser.send("Page.navigate", url=f"{base}/projects/{report.project_id}/data?task={task_id}")
+    browser.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=1400, height=1300, deviceScaleFactor=1, mobile=False,
+    )  # fmt: skip
+    browser.wait_for("document.body.innerText.includes('lovely morning')")
+    # The player has loaded the file's metadata: Label Studio served it to the browser.
+    browser.wait_for("(document.querySelector('video') || {}).readyState >= 1", timeout_s=60)
+
+    try:  # let the player draw a frame for the screenshot; not needed for the assertions
+        browser.wait_for("document.querySelector('video').readyState >= 3", timeout_s=20)
+        time.sleep(1.0)
+    except AssertionError:
+        pass
+    dom = browser.js(
+        "({video: document.querySelector('video').currentSrc,"
+        " duration: document.querySelector('video').duration,"
+        " text: document.body.innerText})"
+    )
+    shot = browser.send("Page.captureScreenshot", format="png")
+    png = tmp_path / "labeling-view.png"
+    png.write_bytes(base64.b64decode(shot["data"]))
+
+    assert dom["video"].endswith(f"/data/local-files/?d=media/{vid}/video.mp4"), dom["video"]
+    assert dom["duration"] == pytest.approx(2.0, abs=0.1)
+    assert lc.QUESTION in dom["text"]
+    assert "what a\nlovely morning" in dom["text"] or "lovely morning" in dom["text"]
+    for label in lc.LABELS:
+        assert label in dom["text"], label
+    assert png.stat().st_size > 10_000
