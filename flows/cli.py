@@ -5,7 +5,9 @@ Global options come first: `chfen [--config FILE] [--set key=value ...] COMMAND`
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -13,6 +15,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from chfen.config import ConfigError, Settings, flatten, load_settings, origin_of
@@ -28,6 +38,14 @@ config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_
 warehouse_app = typer.Typer(help="Maintain the Parquet/DuckDB warehouse.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(warehouse_app, name="warehouse")
+labelstudio_app = typer.Typer(help="The local Label Studio server.", no_args_is_help=True)
+label_app = typer.Typer(
+    help="Push tasks to and pull annotations from Label Studio.", no_args_is_help=True
+)
+demo_app = typer.Typer(help="Demo helpers (clearly marked simulations).", no_args_is_help=True)
+app.add_typer(labelstudio_app, name="labelstudio")
+app.add_typer(label_app, name="label")
+app.add_typer(demo_app, name="demo")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -198,6 +216,233 @@ def warehouse_info() -> None:
         out.add_row(name, str(wh.count(name)), str(len(files)), str(version))
     console.print(out)
     console.print(f"duckdb shell: [bold]duckdb {wh.root.catalog_path()}[/bold]")
+
+
+def print_process_summary(summary: dict) -> None:
+    table = Table(title="Process")
+    for col in ("stage", "done", "failed", "rows", "s/video", "notes"):
+        table.add_column(col)
+    for name, st in summary.items():
+        rows = ", ".join(f"{t}: {n}" for t, n in st["rows"].items())
+        notes = ", ".join(f"{k}: {n}" for k, n in st["notes"].items())
+        table.add_row(
+            name,
+            str(st["done"]),
+            str(st["failed"]),
+            rows,
+            str(st["seconds_per_video"] or "-"),
+            notes,
+        )
+    console.print(table)
+    for name, st in summary.items():
+        for f in st["failures"]:
+            console.print(f"  [red]✗[/red] [{name}] {f['video_id']}: {f['reason']}")
+
+
+@app.command("process")
+def process(
+    limit: Annotated[int | None, typer.Option(help="At most this many videos per stage.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Also retry videos that failed.")] = False,
+) -> None:
+    """Scenes (PySceneDetect) and speech with word timings (whisper) for pending videos."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.process import process_flow
+
+    with progress_for("process", "process"):
+        summary = process_flow(**_flow_args(), limit=limit, retry_failed=retry_failed)
+    print_process_summary(summary)
+
+
+# ---- the demo site ------------------------------------------------------------------------
+
+
+@app.command("demo-site")
+def demo_site(
+    port: Annotated[int | None, typer.Option(help="Port (default: demo_site.port).")] = None,
+) -> None:
+    """Generate the local demo short-video site and serve it until Ctrl-C."""
+    from chfen.demo import resolve_cache_dir, run_demo_site
+
+    settings = state.settings
+    cfg = (
+        settings.demo_site if port is None else settings.demo_site.model_copy(update={"port": port})
+    )
+    run_demo_site(cfg, resolve_cache_dir(cfg, settings.data_path))
+
+
+# ---- stages -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def progress_for(stage: str, label: str):
+    """A rich progress bar fed by the flows' progress events for one stage."""
+    from flows.runtime import add_reporter, remove_reporter
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        tid = bar.add_task(label, total=None, last="")
+
+        def on_event(event: str, payload) -> None:
+            if event == f"{stage}:total":
+                bar.update(tid, total=payload)
+            elif event == f"{stage}:done":
+                mark = "[green]ok[/green]" if payload.ok else f"[red]{payload.kind}[/red]"
+                bar.update(tid, advance=1, last=f"{payload.video_id} {mark}")
+
+        add_reporter(on_event)
+        try:
+            yield bar
+        finally:
+            remove_reporter(on_event)
+
+
+def _flow_args() -> dict:
+    return {
+        "config": str(state.config) if state.config else None,
+        "overrides": list(state.overrides),
+    }
+
+
+def print_crawl_summary(summary: dict) -> None:
+    table = Table(title="Crawl")
+    table.add_column("result")
+    table.add_column("videos", justify="right")
+    table.add_row("downloaded and verified", str(summary["downloaded"]))
+    table.add_row("already in the warehouse", str(summary["already_known"]))
+    for kind, n in sorted(summary["failed_by_kind"].items()):
+        table.add_row(f"failed: {kind}", str(n))
+    console.print(table)
+    for failure in summary["failures"]:
+        console.print(f"  [red]✗[/red] {failure['video_id']}: {failure['reason']}")
+    for err in summary["source_errors"]:
+        console.print(f"  [red]source failed[/red] {err}")
+
+
+@app.command("crawl")
+def crawl(
+    source: Annotated[
+        str | None, typer.Option(help="Only this source (by name); default: every enabled one.")
+    ] = None,
+) -> None:
+    """Crawl the configured sources (default: the local demo site) into the warehouse."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.crawl import crawl_flow
+
+    with progress_for("crawl", "crawl"):
+        try:
+            summary = crawl_flow(**_flow_args(), source=source)
+        except ValueError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    print_crawl_summary(summary)
+
+
+# ---- Label Studio -------------------------------------------------------------------------
+
+
+def _labelstudio(action: str) -> None:
+    from labeling.server import cli as server_cli
+
+    code = server_cli(action, state.settings, print_fn=console.print)
+    raise typer.Exit(code)
+
+
+@labelstudio_app.command("start")
+def labelstudio_start() -> None:
+    """Install (once, into its own venv) and start Label Studio on 127.0.0.1."""
+    _labelstudio("start")
+
+
+@labelstudio_app.command("stop")
+def labelstudio_stop() -> None:
+    """Stop the local Label Studio server."""
+    _labelstudio("stop")
+
+
+@labelstudio_app.command("status")
+def labelstudio_status() -> None:
+    """Is the local Label Studio server running and healthy?"""
+    _labelstudio("status")
+
+
+def _run_flow(module_name: str, name: str, **kwargs):
+    """Run a flow of flows/ with the CLI's config; Label Studio errors become clear exits."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from labeling.server import LabelStudioError
+
+    module = importlib.import_module(f"flows.{module_name}")
+    try:
+        return getattr(module, name)(**_flow_args(), **kwargs)
+    except (LabelStudioError, ValueError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _print_dict(title: str, data: dict) -> None:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("", justify="right")
+    for key, value in data.items():
+        if isinstance(value, float):
+            value = f"{value:.3f}"
+        if not isinstance(value, list | dict) or value:
+            table.add_row(key, str(value))
+    console.print(table)
+
+
+@label_app.command("push")
+def label_push() -> None:
+    """Push tasks for processed videos that are not in Label Studio yet."""
+    _print_dict("Label push", _run_flow("label", "label_push_flow"))
+
+
+@label_app.command("pull")
+def label_pull() -> None:
+    """Pull new, changed and deleted annotations into the warehouse; show agreement."""
+    summary = _run_flow("label", "label_pull_flow")
+    annotators = summary.pop("annotators")
+    _print_dict("Label pull", summary)
+    if annotators:
+        table = Table(title="Annotators (alpha_delta < 0: agreement drops with them)")
+        for col in ("annotator", "items", "alpha_delta", "agrees with others"):
+            table.add_column(col)
+        for a in annotators:
+            fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+            table.add_row(
+                a["annotator"],
+                str(a["items"]),
+                fmt(a["alpha_delta"]),
+                fmt(a["agreement_with_others"]),
+            )
+        console.print(table)
+
+
+@demo_app.command("annotate")
+def demo_annotate(
+    annotators: Annotated[int, typer.Option(min=1, help="Simulated annotators.")] = 3,
+) -> None:
+    """SIMULATION: label the demo site's tasks from its ground truth, with noise."""
+    console.print(
+        "[bold yellow]SIMULATION[/bold yellow]: these annotations are generated from "
+        "the demo site's ground truth, not made by people."
+    )
+    _print_dict(
+        "Simulated annotation", _run_flow("label", "demo_annotate_flow", annotators=annotators)
+    )
 
 
 # ---- run: the main job -------------------------------------------------------------------

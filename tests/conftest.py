@@ -3,8 +3,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chfen.config import DemoSiteConfig
+from chfen.demo import Catalogue, DemoSite, generate_catalogue
 
 # No model hub, no telemetry: the same environment the pipeline runs in.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+# ---------------------------------------------------------------------------------------------
+# The local demo short-video site (chfen.demo), shared by every test that needs videos or a
+# site to crawl. One small catalogue is generated per session (about 15-30 s on 2 cores); set
+# DEMO_SITE_TEST_CACHE=/some/dir to keep it between runs (no CHFEN_ prefix: those variables
+# are read as settings).
+# ---------------------------------------------------------------------------------------------
+
+# Small but complete: 3 uploaders, 6 videos (one VFR), 2 re-uploads, every hard case.
+DEMO_TEST_VIDEOS = 6
+DEMO_TEST_SEED = 0
+# Stalled responses last this long; give clients a socket timeout well below it.
+DEMO_TEST_STALL_S = 10.0
+
+
+@pytest.fixture(scope="session")
+def demo_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's demo catalogue is generated (or found, with DEMO_SITE_TEST_CACHE)."""
+    keep = os.environ.get("DEMO_SITE_TEST_CACHE")
+    return Path(keep) if keep else tmp_path_factory.mktemp("demo_site")
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue(demo_cache_dir: Path) -> Catalogue:
+    """The generated test catalogue (media files, thumbnails, ground truth)."""
+    cfg = DemoSiteConfig(port=0, n_videos=DEMO_TEST_VIDEOS, seed=DEMO_TEST_SEED)
+    return generate_catalogue(cfg, demo_cache_dir, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def demo_site(demo_catalogue: Catalogue) -> Iterator[DemoSite]:
+    """The demo site serving the test catalogue on 127.0.0.1 (free port) for the session.
+
+    Use `.base_url`, `.feed_urls` (uploader -> RSS URL), `.hardcases_feed_url`,
+    `.page_url(id)`, `.media_url(id)` and `.ground_truth` (absolute URLs filled in).
+    """
+    site = DemoSite(demo_catalogue, "127.0.0.1", 0, stall_s=DEMO_TEST_STALL_S).start()
+    try:
+        yield site
+    finally:
+        site.stop()

@@ -1,13 +1,13 @@
 """A real Label Studio server for the labeling tests, started once per test session.
 
-The server's venv is installed once and reused across runs: `CHFEN_TEST_LABELSTUDIO_VENV`,
+The server's venv is installed once and reused across runs: `LABELSTUDIO_TEST_VENV`,
 default `~/.cache/chfen/labelstudio-venv`. A freshly migrated, empty data dir is cached beside
 it (`labelstudio-data-<version>-<key>`), so later runs skip the first-start migrations: the
 first run spends ≈3–4 minutes on setup, later ones a few seconds.
 
 Every test gets its own project (by title) and its own warehouse, so tests do not see each
 other's tasks; videos are small lavfi clips written into the server's media root.
-Set CHFEN_SKIP_LABELSTUDIO=1 to skip the server tests.
+Set SKIP_LABELSTUDIO_TESTS=1 to skip the server tests.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from warehouse import Warehouse
 @pytest.fixture(scope="session")
 def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
     """Install (once, cached), start, and at the end stop a Label Studio server."""
-    if os.environ.get("CHFEN_SKIP_LABELSTUDIO"):
-        pytest.skip("CHFEN_SKIP_LABELSTUDIO is set")
+    if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
+        pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
     root = tmp_path_factory.mktemp("ls") / "data"
     settings = make_settings(root, free_port())
     paths = server.server_paths(settings)

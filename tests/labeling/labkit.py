@@ -16,8 +16,8 @@ from warehouse import Warehouse
 
 TOKEN = "chfen-test-token-0123456789"
 AUTH = {"Authorization": f"Token {TOKEN}"}
-CACHE = Path(os.environ.get("CHFEN_TEST_LABELSTUDIO_CACHE", "~/.cache/chfen")).expanduser()
-VENV = Path(os.environ.get("CHFEN_TEST_LABELSTUDIO_VENV", CACHE / "labelstudio-venv")).expanduser()
+CACHE = Path(os.environ.get("LABELSTUDIO_TEST_CACHE", "~/.cache/chfen")).expanduser()
+VENV = Path(os.environ.get("LABELSTUDIO_TEST_VENV", CACHE / "labelstudio-venv")).expanduser()
 
 
 def free_port() -> int:

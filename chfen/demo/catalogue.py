@@ -1,0 +1,604 @@
+"""Planning the demo catalogue: a pure, seeded description of every video, nothing rendered.
+
+`plan_catalogue` turns (seed, n_videos) into uploaders and `VideoSpec`s: the regular catalogue,
+two re-uploads of earlier videos (for duplicate detection) and the "hard cases" channel of items
+that must fail cleanly or land safely. Rendering (`chfen.demo.render`) follows the specs exactly,
+so everything the ground truth says that does not depend on espeak-ng's output is known here.
+
+Randomness comes from `random.Random` seeded with strings, which hashes them with SHA-512: the
+plan is the same on every machine and Python run, whatever PYTHONHASHSEED is.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from chfen.config import DemoSiteConfig
+from chfen.demo.vocabulary import (
+    GENERIC_HASHTAGS,
+    HANDLE_NAMES,
+    HANDLE_SUFFIXES,
+    NEUTRAL_SENTENCES,
+    STYLES,
+    TITLE_SUBJECTS,
+    VOICES,
+)
+from chfen.labels import PLUTCHIK
+
+# Bump whenever a change alters generated media or ground truth: it is part of the cache key.
+GENERATOR_VERSION = 1
+
+HARDCASES_UPLOADER = "hardcases"
+# The hidden video whose bytes the truncated, oversized and stalled hard cases serve.
+HARD_BASE_ID = "hard-base"
+
+# Cut times sit on a 0.2 s grid: a whole number of frames at 25 and 30 fps and at the 15 fps
+# stretches of the variable-frame-rate video, so every cut lands exactly on a frame.
+CUT_GRID_S = 0.2
+MIN_SHOT_S = 2.0
+# PySceneDetect's ContentDetector fires above 27 by default; shot backgrounds differ by at least
+# this much (mean of the H, S, V differences in OpenCV's 8-bit HSV) so every cut is found.
+MIN_CUT_DELTA = 45.0
+# Most frame-to-frame motion stays far below the detector threshold at this speed.
+MAX_MOVER_PX_PER_FRAME = 20.0
+
+OVERSIZED_BYTES = 30 * 1024 * 1024
+TRUNCATE_FRACTION = 0.45
+GARBAGE_BYTES = 400_000
+TOO_LONG_S = 200
+
+EMOJI = {
+    "joy": "😄",
+    "trust": "🤝",
+    "fear": "😱",
+    "surprise": "😲",
+    "sadness": "😢",
+    "disgust": "🤢",
+    "anger": "😡",
+    "anticipation": "⏳",
+}
+WATERMARK_COLORS = ("#FF006E", "#8338EC", "#3A86FF", "#FB5607", "#FFBE0B", "#06D6A0", "#EF476F")
+
+Render = Literal["synth", "transcode", "truncate", "garbage", "none"]
+Serve = Literal["file", "missing", "oversized", "stall_body"]
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """A channel: `handle` is what pages and yt-dlp show, `slug` is its URL segment."""
+
+    handle: str
+    slug: str
+    voice: str
+    color: str
+
+
+@dataclass(frozen=True)
+class ShotSpec:
+    """One shot: a solid or gradient background with one element moving over it."""
+
+    start: float
+    end: float
+    background: Literal["solid", "gradient"]
+    colors: tuple[str, ...]  # one (solid) or two (gradient: bright end, dark end)
+    mover: Literal["pattern", "box"]
+    mover_color: str
+    mover_size: float  # side as a fraction of the frame's shorter side
+    amp_x: float  # motion amplitude as a fraction of the frame width
+    amp_y: float
+    freq_x: float  # Hz
+    freq_y: float
+    phase: float
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """Everything needed to render, serve and describe one item."""
+
+    id: str
+    kind: Literal["catalogue", "duplicate", "hard", "hidden"]
+    channel: str
+    uploader: str
+    emotion: str | None
+    title: str
+    description: str
+    tags: tuple[str, ...]
+    upload_time: str  # ISO 8601, UTC
+    view_count: int
+    like_count: int
+    duration: float
+    width: int
+    height: int
+    fps: int  # nominal; the VFR video drops to half of it in places
+    vfr: bool = False
+    has_audio: bool = True
+    shots: tuple[ShotSpec, ...] = ()
+    script: tuple[str, ...] = ()  # candidate sentences in speaking order; as many as fit are used
+    pauses: tuple[float, ...] = ()  # lead-in, then the gap before each following sentence
+    voice: str = "en-us"
+    pitch: int = 50
+    rate: int = 175
+    amplitude: int = 100
+    crf: int = 23
+    render: Render = "synth"
+    serve: Serve = "file"
+    page_stalls: bool = False
+    source: str | None = None  # the rendered item this one's bytes come from
+    scale: float = 1.0  # for re-encodes of `source`
+    duplicate_of: str | None = None
+    expect: Literal["ok", "fail"] = "ok"
+    fail_kind: str | None = None
+    note: str = ""
+
+    @property
+    def listed(self) -> bool:
+        """Hidden items only supply bytes to other items; they have no page or feed entry."""
+        return self.kind != "hidden"
+
+    @property
+    def cuts(self) -> list[float]:
+        """Cut times in seconds: the start of every shot but the first."""
+        return [s.start for s in self.shots[1:]]
+
+
+@dataclass(frozen=True)
+class CataloguePlan:
+    """The whole site: uploaders and every item, in page order."""
+
+    seed: int
+    n_videos: int
+    uploaders: tuple[Uploader, ...]
+    videos: tuple[VideoSpec, ...]
+    hard_uploader: Uploader = field(
+        default=Uploader(HARDCASES_UPLOADER, HARDCASES_UPLOADER, "en-us", "#FFFFFF")
+    )
+
+    def spec(self, video_id: str) -> VideoSpec:
+        """The spec with this id; KeyError names the id when there is none."""
+        for video in self.videos:
+            if video.id == video_id:
+                return video
+        raise KeyError(f"no video {video_id!r} in the demo catalogue")
+
+    @property
+    def listed(self) -> list[VideoSpec]:
+        return [v for v in self.videos if v.listed]
+
+
+def n_uploaders_for(n_videos: int) -> int:
+    """About one uploader per ten videos, never fewer than three (so uploader splits work)."""
+    return max(3, round(n_videos / 10))
+
+
+def hsv_cv(color: str) -> tuple[float, float, float]:
+    """#RRGGBB -> (H 0..179, S 0..255, V 0..255), as OpenCV converts 8-bit BGR to HSV."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    v, m = max(r, g, b), min(r, g, b)
+    s = 0.0 if v == 0 else 255.0 * (v - m) / v
+    if v == m:
+        h = 0.0
+    elif v == r:
+        h = 60.0 * (g - b) / (v - m)
+    elif v == g:
+        h = 120.0 + 60.0 * (b - r) / (v - m)
+    else:
+        h = 240.0 + 60.0 * (r - g) / (v - m)
+    if h < 0:
+        h += 360.0
+    return h / 2.0, s, float(v)
+
+
+def content_delta(a: str, b: str) -> float:
+    """ContentDetector's score for a hard cut between two flat colours (hue not wrapped)."""
+    ha, hb = hsv_cv(a), hsv_cv(b)
+    return sum(abs(x - y) for x, y in zip(ha, hb, strict=True)) / 3.0
+
+
+def darken(color: str, factor: float) -> str:
+    """The same hue with its brightness scaled by `factor`."""
+    r, g, b = (round(int(color[i : i + 2], 16) * factor) for i in (1, 3, 5))
+    return f"#{r:02X}{g:02X}{b:02X}"
+
+
+def iso_duration(seconds: float) -> str:
+    """Seconds -> ISO 8601 duration as schema.org uses it: 23 -> PT23S, 200 -> PT3M20S."""
+    whole = int(seconds)
+    frac = seconds - whole
+    minutes, secs = divmod(whole, 60)
+    sec_text = f"{secs + frac:g}" if frac else str(secs)
+    return f"PT{minutes}M{sec_text}S" if minutes else f"PT{sec_text}S"
+
+
+def _rng(seed: int, *parts: object) -> random.Random:
+    return random.Random("/".join(["chfen-demo", str(seed), *map(str, parts)]))
+
+
+def _plan_uploaders(seed: int, n: int) -> list[Uploader]:
+    rng = _rng(seed, "uploaders")
+    combos = [f"{a}_{b}" for a in HANDLE_NAMES for b in HANDLE_SUFFIXES]
+    rng.shuffle(combos)
+    slugs = [
+        combos[i % len(combos)] + (f"{i // len(combos)}" if i >= len(combos) else "")
+        for i in range(n)
+    ]
+    voices = list(VOICES)
+    rng.shuffle(voices)
+    return [
+        Uploader(
+            handle=f"@{slug}",
+            slug=slug,
+            voice=voices[i % len(voices)],
+            color=WATERMARK_COLORS[rng.randrange(len(WATERMARK_COLORS))],
+        )
+        for i, slug in enumerate(slugs)
+    ]
+
+
+def _cuts_cleanly(prev: tuple[str, ...], cand: tuple[str, ...]) -> bool:
+    return not prev or min(content_delta(a, b) for a in prev for b in cand) >= MIN_CUT_DELTA
+
+
+def _pick_colors(palette: list[str], prev: tuple[str, ...], gradient: bool) -> tuple[str, ...]:
+    """The first palette colour (as a gradient when asked and possible) that cuts cleanly from
+    the previous shot and still leaves a clean cut to some flat colour after it."""
+    for color in palette:
+        options = [(color, darken(color, 0.55)), (color,)] if gradient else [(color,)]
+        for cand in options:
+            # Look one shot ahead: a gradient's dark end can rule out every next colour.
+            if _cuts_cleanly(prev, cand) and any(_cuts_cleanly(cand, (c,)) for c in palette):
+                return cand
+    # Every palette colour has a far enough partner (a test checks the palettes), so this is
+    # only reached if someone edits a palette badly.
+    raise ValueError(f"palette {palette} has no colour that cuts cleanly from {prev}")
+
+
+def _plan_shots(
+    rng: random.Random, emotion: str, duration: float, fps: int, width: int, height: int
+) -> tuple[ShotSpec, ...]:
+    style = STYLES[emotion]
+    ticks = round(duration / CUT_GRID_S)
+    min_ticks = round(MIN_SHOT_S / CUT_GRID_S)
+    n_shots = rng.randint(2, max(2, min(6, int(duration // 2.5))))
+    spare = ticks - n_shots * min_ticks
+    points = sorted(rng.randint(0, spare) for _ in range(n_shots - 1))
+    lengths = [b - a + min_ticks for a, b in zip([0, *points], [*points, spare], strict=True)]
+    palette = list(style.palette)
+    shots: list[ShotSpec] = []
+    prev: tuple[str, ...] = ()
+    start_ticks = 0
+    for length in lengths:
+        rng.shuffle(palette)
+        gradient = rng.random() < 0.35
+        colors = _pick_colors(palette, prev, gradient)
+        size = rng.uniform(0.25, 0.4)
+        amp_x, amp_y = rng.uniform(0.12, 0.3), rng.uniform(0.12, 0.3)
+        # Cap the speed so that even at half the frame rate a frame moves the element only a
+        # little: a fast mover must never look like a cut.
+        max_freq = MAX_MOVER_PX_PER_FRAME * fps / (2 * math.pi * max(amp_x * width, amp_y * height))
+        freq_x = min(style.motion * rng.uniform(0.12, 0.3), max_freq)
+        freq_y = min(style.motion * rng.uniform(0.12, 0.3), max_freq)
+        bright = hsv_cv(colors[0])[2] >= 128
+        shots.append(
+            ShotSpec(
+                start=round(start_ticks * CUT_GRID_S, 3),
+                end=round((start_ticks + length) * CUT_GRID_S, 3),
+                background="gradient" if len(colors) == 2 else "solid",
+                colors=colors,
+                mover="pattern" if rng.random() < 0.5 else "box",
+                mover_color="#111111" if bright else "#F5F5F5",
+                mover_size=round(size, 3),
+                amp_x=round(amp_x, 3),
+                amp_y=round(amp_y, 3),
+                freq_x=round(freq_x, 3),
+                freq_y=round(freq_y, 3),
+                phase=round(rng.uniform(0, 2 * math.pi), 3),
+            )
+        )
+        prev = colors
+        start_ticks += length
+    return tuple(shots)
+
+
+def _plan_script(rng: random.Random, emotion: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    sentences = list(STYLES[emotion].sentences)
+    rng.shuffle(sentences)
+    if rng.random() < 0.5:
+        sentences.insert(rng.randrange(1, len(sentences)), rng.choice(NEUTRAL_SENTENCES))
+    pauses = [round(rng.uniform(0.3, 1.0), 2)] + [
+        round(rng.uniform(0.35, 1.1), 2) for _ in sentences[1:]
+    ]
+    return tuple(sentences), tuple(pauses)
+
+
+def _upload_time(rng: random.Random, after: datetime | None = None) -> datetime:
+    if after is None:
+        base = datetime(2024, 1, 1, tzinfo=UTC)
+        return base + timedelta(days=rng.randrange(365), seconds=rng.randrange(86400))
+    return after + timedelta(days=rng.randint(2, 40), seconds=rng.randrange(86400))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _counts(rng: random.Random, scale: float = 1.0) -> tuple[int, int]:
+    views = int(math.exp(rng.uniform(math.log(200), math.log(2_000_000))) * scale)
+    return views, int(views * rng.uniform(0.01, 0.12))
+
+
+def _catalogue_video(
+    seed: int, index: int, emotion: str, uploader: Uploader, portrait: bool, fps: int, vfr: bool
+) -> VideoSpec:
+    rng = _rng(seed, "video", index)
+    style = STYLES[emotion]
+    width, height = (720, 1280) if portrait else (1280, 720)
+    # 8-45 s, skewed towards the short end as on real short-video platforms (mean about 22 s);
+    # it also keeps generation quick, which scales with the total number of frames.
+    duration = float(8 + round(37 * rng.random() ** 1.6))
+    script, pauses = _plan_script(rng, emotion)
+    title = f"{rng.choice(style.title_phrases)} {rng.choice(TITLE_SUBJECTS)}"
+    if rng.random() < 0.3:
+        title = f"{title} {EMOJI[emotion]}"
+    tags = tuple(rng.sample(style.hashtags, 2)) + tuple(rng.sample(GENERIC_HASHTAGS, 2))
+    description = f"{script[0]} " + " ".join(f"#{t}" for t in tags)
+    views, likes = _counts(rng)
+    return VideoSpec(
+        id=f"v{index:04d}",
+        kind="catalogue",
+        channel=uploader.slug,
+        uploader=uploader.handle,
+        emotion=emotion,
+        title=title,
+        description=description,
+        tags=tags,
+        upload_time=_iso(_upload_time(rng)),
+        view_count=views,
+        like_count=likes,
+        duration=duration,
+        width=width,
+        height=height,
+        fps=fps,
+        vfr=vfr,
+        shots=_plan_shots(rng, emotion, duration, fps, width, height),
+        script=script,
+        pauses=pauses,
+        voice=uploader.voice,
+        pitch=max(0, min(99, style.pitch + rng.randint(-4, 4))),
+        rate=style.rate + rng.randint(-8, 8),
+        amplitude=style.amplitude,
+    )
+
+
+def _duplicates(
+    seed: int, videos: list[VideoSpec], uploaders: list[Uploader], first_index: int
+) -> list[VideoSpec]:
+    """Two earlier videos re-uploaded by someone else, re-encoded smaller and blurrier."""
+    rng = _rng(seed, "duplicates")
+    candidates = [v for v in videos if not v.vfr] or videos
+    originals = rng.sample(candidates, min(2, len(candidates)))
+    variants = ((0.75, 30, ""), (0.5, 34, " (full video)"))
+    dupes = []
+    for k, (orig, (scale, crf, suffix)) in enumerate(zip(originals, variants, strict=False)):
+        others = [u for u in uploaders if u.handle != orig.uploader]
+        uploader = rng.choice(others)
+        views, likes = _counts(rng, scale=0.2)
+        posted = datetime.strptime(orig.upload_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        dupes.append(
+            replace(
+                orig,
+                id=f"v{first_index + k:04d}",
+                kind="duplicate",
+                channel=uploader.slug,
+                uploader=uploader.handle,
+                title=orig.title + suffix,
+                upload_time=_iso(_upload_time(rng, after=posted)),
+                view_count=views,
+                like_count=likes,
+                width=round(orig.width * scale / 2) * 2,
+                height=round(orig.height * scale / 2) * 2,
+                voice=orig.voice,
+                crf=crf,
+                render="transcode",
+                source=orig.id,
+                scale=scale,
+                duplicate_of=orig.id,
+                note=f"re-upload of {orig.id}: scaled x{scale}, CRF {crf}",
+            )
+        )
+    return dupes
+
+
+def _hard_cases(seed: int) -> list[VideoSpec]:
+    """Items that must fail cleanly, and odd items that must still land as good videos."""
+    rng = _rng(seed, "hardcases")
+
+    # Hard cases test names, tracks and failure handling, not picture size: small is quicker.
+    def synth(
+        video_id: str,
+        mood: str,
+        duration: float,
+        *,
+        width: int = 360,
+        height: int = 640,
+        fps: int = 30,
+        **overrides: object,
+    ) -> VideoSpec:
+        # `mood` shapes the content; an override may still set the ground-truth emotion to None.
+        script, pauses = _plan_script(rng, mood)
+        style = STYLES[mood]
+        views, likes = _counts(rng)
+        spec = VideoSpec(
+            id=video_id,
+            kind="hard",
+            channel=HARDCASES_UPLOADER,
+            uploader=HARDCASES_UPLOADER,
+            emotion=mood,
+            title=video_id,
+            description=script[0],
+            tags=(),
+            upload_time=_iso(_upload_time(rng)),
+            view_count=views,
+            like_count=likes,
+            duration=duration,
+            width=width,
+            height=height,
+            fps=fps,
+            shots=_plan_shots(rng, mood, duration, fps, width, height),
+            script=script,
+            pauses=pauses,
+            pitch=style.pitch,
+            rate=style.rate,
+            amplitude=style.amplitude,
+        )
+        return replace(spec, **overrides)  # type: ignore[arg-type]
+
+    base = synth(HARD_BASE_ID, "joy", 10.0, kind="hidden", title="base for derived hard cases")
+
+    def fails(
+        video_id: str, fail_kind: str, title: str, note: str, **overrides: object
+    ) -> VideoSpec:
+        # Failing items borrow the hidden base's bytes or metadata; they carry no emotion so
+        # that nothing downstream can train on them by mistake.
+        spec = replace(
+            base,
+            id=video_id,
+            kind="hard",
+            emotion=None,
+            title=title,
+            description=note,
+            expect="fail",
+            fail_kind=fail_kind,
+            note=note,
+        )
+        return replace(spec, **overrides)  # type: ignore[arg-type]
+
+    return [
+        base,
+        fails(
+            "hard-404",
+            "http_404",
+            "This video was removed",
+            "the page is fine but its video URL answers 404",
+            render="none",
+            serve="missing",
+        ),
+        fails(
+            "hard-truncated",
+            "corrupt",
+            "Upload interrupted",
+            f"the mp4 is cut after {TRUNCATE_FRACTION:.0%} of its bytes and served as if complete",
+            render="truncate",
+            source=HARD_BASE_ID,
+        ),
+        fails(
+            "hard-garbage",
+            "corrupt",
+            "Totally a real video",
+            "random bytes served as video/mp4",
+            render="garbage",
+        ),
+        synth(
+            "hard-too-long",
+            "anticipation",
+            float(TOO_LONG_S),
+            width=180,
+            height=320,
+            fps=10,
+            title="Full livestream replay",
+            emotion=None,
+            expect="fail",
+            fail_kind="too_long",
+            note=f"{TOO_LONG_S} s, longer than the crawl's max duration (default 180 s)",
+        ),
+        fails(
+            "hard-oversized",
+            "too_large",
+            "Raw 4K footage",
+            f"a valid mp4 padded to {OVERSIZED_BYTES} bytes, sent without Content-Length; "
+            "fails when crawl.max_filesize_mb is below that size",
+            render="none",
+            serve="oversized",
+            source=HARD_BASE_ID,
+        ),
+        fails(
+            "hard-stall",
+            "timeout",
+            "Slow server",
+            "the page itself answers only after the server's stall time",
+            render="none",
+            source=HARD_BASE_ID,
+            page_stalls=True,
+        ),
+        fails(
+            "hard-stall-body",
+            "timeout",
+            "Stalled download",
+            "the video sends a quarter of its bytes, then stalls for the stall time",
+            render="none",
+            serve="stall_body",
+            source=HARD_BASE_ID,
+        ),
+        synth(
+            "hard-no-audio",
+            "sadness",
+            9.0,
+            has_audio=False,
+            title="Quiet rainy window",
+            note="a good video without an audio track",
+        ),
+        synth(
+            "hard-traversal",
+            "surprise",
+            8.0,
+            title='../../etc/passwd <b>"wow"</b> & 🎉🔥 did not see that coming',
+            description="Title has ../../, HTML, quotes, an ampersand and emoji 🎉",
+            note="a good video whose title must never become a path",
+        ),
+        synth(
+            "hard-chinese",
+            "joy",
+            8.0,
+            title="今天真开心 🎉 和朋友去海边",
+            description="我们在海边玩了一整天，太开心了！#快乐 #海边",
+            tags=("快乐", "海边"),
+            note="a good video with a Chinese title and description",
+        ),
+    ]
+
+
+def plan_catalogue(cfg: DemoSiteConfig) -> CataloguePlan:
+    """The full, deterministic plan for `cfg.seed` and `cfg.n_videos` (no media touched)."""
+    seed, n = cfg.seed, cfg.n_videos
+    rng = _rng(seed, "catalogue")
+    uploaders = _plan_uploaders(seed, n_uploaders_for(n))
+
+    # Balanced labels: each emotion within one video of every other.
+    emotions = [PLUTCHIK[i % len(PLUTCHIK)] for i in range(n)]
+    rng.shuffle(emotions)
+    # Every uploader gets a video before any gets a second; after that, some channels are
+    # busier than others, as on real platforms.
+    weights = [rng.uniform(0.7, 1.3) for _ in uploaders]
+    owners = list(range(len(uploaders)))[:n]
+    owners += rng.choices(range(len(uploaders)), weights=weights, k=max(0, n - len(owners)))
+    rng.shuffle(owners)
+    vfr_index = rng.randrange(n)
+
+    videos = []
+    for i in range(n):
+        vfr = i == vfr_index
+        fps = 30 if vfr or rng.random() >= 0.25 else 25
+        portrait = rng.random() < 0.75
+        videos.append(
+            _catalogue_video(seed, i + 1, emotions[i], uploaders[owners[i]], portrait, fps, vfr)
+        )
+    dupes = _duplicates(seed, videos, uploaders, first_index=n + 1)
+    return CataloguePlan(
+        seed=seed,
+        n_videos=n,
+        uploaders=tuple(uploaders),
+        videos=tuple(videos + dupes + _hard_cases(seed)),
+    )

@@ -1,0 +1,114 @@
+"""Label Studio flows: `label_push` (tasks for processed videos) and `label_pull` (annotations
+back into the warehouse, with agreement), plus the demo's simulated annotation crew.
+
+The work is in `labeling/`; these are thin Prefect wrappers.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from chfen.config import Settings, load_settings
+from flows.runtime import report
+from labeling.agreement import project_agreement
+from labeling.pull import pull_annotations
+from labeling.push import push_tasks
+from labeling.simulate import simulate_annotations
+from warehouse import Warehouse
+
+
+@flow(name="label_push")
+def label_push_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Push tasks (with the latest model's pre-annotations, when one exists) to Label Studio."""
+    logger = get_run_logger()
+    settings, _ = load_settings(config, overrides or [])
+    wh = Warehouse(settings.data_path)
+
+    def on_batch(done: int, total: int) -> None:
+        report("label_push:total", total)
+        report("label_push:progress", done)
+
+    result = push_tasks(settings, wh, on_batch=on_batch, say=logger.info)
+    wh.refresh_catalog()
+    return {
+        "project_id": result.project_id,
+        "pushed": len(result.pushed),
+        "recovered": len(result.recovered),
+        "already_pushed": result.already_pushed,
+        "predictions_added": len(result.predictions_added),
+        "failed": result.failed,
+        "seconds": round(result.seconds, 2),
+    }
+
+
+@flow(name="label_pull")
+def label_pull_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Pull new, changed and deleted annotations; report agreement."""
+    logger = get_run_logger()
+    settings, _ = load_settings(config, overrides or [])
+    wh = Warehouse(settings.data_path)
+    result = pull_annotations(settings, wh, say=logger.info)
+    wh.refresh_catalog()
+    agreement = project_agreement(wh, result.project_id)
+    return {
+        "project_id": result.project_id,
+        "exported": result.exported,
+        "new": result.new,
+        "updated": result.updated,
+        "deleted": result.deleted,
+        "unchanged": result.unchanged,
+        "items": agreement.n_items,
+        "votes": agreement.n_votes,
+        "alpha": agreement.alpha,
+        "annotators": [
+            {
+                "annotator": a.annotator,
+                "items": a.n_items,
+                "alpha_delta": a.alpha_delta,
+                "agreement_with_others": a.agreement_with_others,
+            }
+            for a in agreement.annotators
+        ],
+        "warnings": result.warnings,
+    }
+
+
+def demo_ground_truth(settings: Settings, wh: Warehouse) -> dict[str, str]:
+    """warehouse video_id -> emotion for videos crawled from the local demo site."""
+    from chfen.crawl import video_id_for
+    from chfen.demo import generate_catalogue, resolve_cache_dir
+
+    catalogue = generate_catalogue(
+        settings.demo_site, resolve_cache_dir(settings.demo_site, settings.data_path)
+    )
+    truth = {
+        video_id_for({"extractor_key": "Generic", "id": v["id"]}): v["emotion"]
+        for v in catalogue.ground_truth["videos"]
+        if v.get("emotion")
+    }
+    known = {r["video_id"] for r in wh.rows("SELECT video_id FROM videos_latest")}
+    return {k: v for k, v in truth.items() if k in known}
+
+
+@flow(name="demo_annotate")
+def demo_annotate_flow(
+    config: str | None = None, overrides: list[str] | None = None, annotators: int = 3
+) -> dict:
+    """SIMULATION: label the demo site's tasks from its ground truth with a noisy crew."""
+    logger = get_run_logger()
+    settings, _ = load_settings(config, overrides or [])
+    if settings.sources:
+        raise ValueError(
+            "the simulated crew only labels the local demo site; this config has real sources"
+        )
+    wh = Warehouse(settings.data_path)
+    result = simulate_annotations(
+        settings, demo_ground_truth(settings, wh), n_annotators=annotators, say=logger.warning
+    )
+    return {
+        "simulation": True,
+        "annotators": result.annotators,
+        "created": result.created,
+        "skipped": result.skipped,
+        "already_done": result.already_done,
+    }

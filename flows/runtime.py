@@ -1,0 +1,63 @@
+"""Process-wide set-up shared by every flow: Prefect's home under the data root, quiet and
+offline defaults, and a progress hook the CLI can attach a progress bar to.
+
+`configure(settings)` must run before Prefect is imported for its environment to apply.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from chfen.config import Settings
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "PYANNOTE_METRICS_ENABLED": "0",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    # The embedded (ephemeral) API server starts in 10-20 s; give a busy 2-core machine room.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
+
+
+def configure(settings: Settings) -> None:
+    """Point Prefect at <data_root>/prefect (or the configured server) and go offline."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    # Task-level INFO lines drown the progress bar; flows still log warnings and errors.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    home = settings.data_path / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    if settings.prefect.api_url:
+        os.environ["PREFECT_API_URL"] = settings.prefect.api_url
+
+
+# ---- progress ---------------------------------------------------------------------------------
+
+Reporter = Callable[[str, Any], None]
+_reporters: list[Reporter] = []
+_lock = threading.Lock()
+
+
+def add_reporter(fn: Reporter) -> None:
+    with _lock:
+        _reporters.append(fn)
+
+
+def remove_reporter(fn: Reporter) -> None:
+    with _lock:
+        if fn in _reporters:
+            _reporters.remove(fn)
+
+
+def report(event: str, payload: Any = None) -> None:
+    """Tell attached reporters (e.g. the CLI's progress bar) that something happened.
+    Events: '<stage>:total' with a count, '<stage>:done' with an Outcome."""
+    with _lock:
+        reporters = list(_reporters)
+    for fn in reporters:
+        fn(event, payload)

@@ -1,0 +1,171 @@
+"""The crawl stage with real yt-dlp against the real demo site on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from chfen.config import CrawlConfig, SourceConfig
+from chfen.crawl import Crawler
+from chfen.crawl.crawler import sanitize_id, url_id
+from chfen.demo import DemoSite
+from warehouse import Warehouse
+
+# Ground truth's reason for an item that must fail -> the failure kind the crawl records.
+EXPECTED_KIND = {
+    "http_404": "http",
+    "corrupt": "corrupt",
+    "too_long": "limit",
+    "too_large": "limit",
+    "timeout": "timeout",
+}
+
+CFG = CrawlConfig(
+    socket_timeout_s=2.0,  # the demo site stalls for 10 s
+    retries=1,
+    retry_backoff_s=0.1,
+    max_filesize_mb=10,  # the oversized item is 30 MB, sent without Content-Length
+    max_duration_s=180,  # the too-long item is 200 s
+)
+
+
+def sources(site: DemoSite) -> list[SourceConfig]:
+    feeds = [SourceConfig(name=name, url=url) for name, url in site.feed_urls.items()]
+    return [*feeds, SourceConfig(name="hardcases", url=site.hardcases_feed_url)]
+
+
+def crawl_all(wh: Warehouse, site: DemoSite) -> list:
+    crawler = Crawler(CFG, wh)
+    candidates = [c for src in sources(site) for c in crawler.discover(src)]
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(crawler.crawl, candidates))
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory: pytest.TempPathFactory, demo_site: DemoSite):
+    root = tmp_path_factory.mktemp("crawl") / "data"
+    home_cache = Path.home() / ".cache" / "yt-dlp"
+    had_cache = home_cache.exists()
+    wh = Warehouse(root)
+    outcomes = crawl_all(wh, demo_site)
+    return wh, outcomes, demo_site.ground_truth, had_cache
+
+
+def vid(item: dict) -> str:
+    return sanitize_id(f"Generic-{item['id']}")
+
+
+def test_every_good_video_lands_matching_ground_truth(crawled) -> None:
+    wh, _, gt, _ = crawled
+    rows = {r["video_id"]: r for r in wh.rows("SELECT * FROM videos_latest")}
+    good = [v for v in gt["videos"] if v["expect"] == "ok"]
+    assert len(good) >= 8
+    for item in good:
+        row = rows[vid(item)]
+        assert row["status"] == "ok"
+        assert row["duration_s"] == pytest.approx(item["duration"], abs=0.1), item["id"]
+        if not item["vfr"]:
+            assert row["fps"] == pytest.approx(item["fps"], abs=0.01), item["id"]
+        assert (row["width"], row["height"]) == (item["width"], item["height"])
+        assert row["has_audio"] == item["has_audio"]
+        assert row["title"] == item["title"]
+        assert row["uploader"] == item["uploader"]
+        assert row["upload_date"].isoformat() == item["upload_date"]
+        assert row["webpage_url"] == item["page_url"]
+        assert len(row["sha256"]) == 64
+        media = wh.root.media_dir() / row["media_path"]
+        assert media.is_file() and media.stat().st_size == row["file_size"]
+        assert (wh.root.media_dir() / row["info_path"]).is_file()
+        if item["has_audio"]:
+            assert (wh.root.media_dir() / row["audio_path"]).is_file()
+    vfr = [v for v in good if v["vfr"]]
+    assert vfr and rows[vid(vfr[0])]["variable_fps"] is True
+
+
+def test_each_bad_item_gives_one_failure_and_no_video(crawled) -> None:
+    wh, outcomes, gt, _ = crawled
+    bad = [v for v in gt["videos"] if v["expect"] == "fail"]
+    assert {v["fail_kind"] for v in bad} == set(EXPECTED_KIND)
+    failures = wh.rows("SELECT * FROM failures WHERE stage = 'crawl'")
+    assert len(failures) == len(bad)
+    videos = {r["video_id"] for r in wh.rows("SELECT video_id FROM videos")}
+    for item in bad:
+        mine = [f for f in failures if f["url"] == item["page_url"]]
+        assert len(mine) == 1, item["id"]
+        assert mine[0]["error_kind"] == EXPECTED_KIND[item["fail_kind"]], (item["id"], mine[0])
+        assert mine[0]["error"]  # a readable reason
+        assert vid(item) not in videos and mine[0]["video_id"] not in videos
+        assert not (wh.root.media_dir() / vid(item)).exists()
+    # the reasons say what happened in words a user understands
+    reasons = {f["url"].rsplit("/", 1)[-1]: f["error"] for f in failures}
+    assert "404" in reasons["hard-404"]
+    assert "truncated" in reasons["hard-truncated"] or "decod" in reasons["hard-truncated"]
+    assert "max_duration_s" in reasons["hard-too-long"]
+    assert "max_filesize_mb" in reasons["hard-oversized"]
+    assert sum(1 for o in outcomes if not o.ok) == len(bad)
+
+
+def test_items_that_must_land_safely(crawled) -> None:
+    wh, _, gt, _ = crawled
+    rows = {r["video_id"]: r for r in wh.rows("SELECT * FROM videos_latest")}
+    silent = rows["generic-hard-no-audio"]
+    assert silent["has_audio"] is False and silent["audio_path"] is None
+    trav_item = next(v for v in gt["videos"] if v["id"] == "hard-traversal")
+    trav = rows["generic-hard-traversal"]
+    assert trav["title"] == trav_item["title"] and "../../" in trav["title"]
+    zh_item = next(v for v in gt["videos"] if v["id"] == "hard-chinese")
+    zh = rows["generic-hard-chinese"]
+    assert zh["title"] == zh_item["title"] and zh["description"] == zh_item["description"]
+    # no path is ever built from a title
+    for row in rows.values():
+        for key in ("media_path", "audio_path", "info_path"):
+            if row[key]:
+                assert row[key].split("/")[0] == row["video_id"]
+                assert re.fullmatch(r"[a-z0-9_-]+/[a-z0-9_.-]+", row[key]), row[key]
+
+
+def test_nothing_written_outside_the_media_root(crawled) -> None:
+    wh, _, _, had_cache = crawled
+    root = Path(wh.root.url)
+    top = {p.name for p in root.iterdir()}
+    assert top <= {"media", "warehouse", "warehouse.duckdb", "models", "reports"}
+    media = wh.root.media_dir()
+    ids = {r["video_id"] for r in wh.rows("SELECT video_id FROM videos_latest")}
+    for entry in media.iterdir():
+        if entry.name == ".partial":
+            assert not any(entry.iterdir())  # nothing left half-downloaded
+            continue
+        assert entry.name in ids
+        assert {p.name for p in entry.iterdir()} <= {"video.mp4", "video.info.json", "audio.wav"}
+    assert not list(root.rglob("*.part"))
+    if not had_cache:
+        assert not (Path.home() / ".cache" / "yt-dlp").exists()
+
+
+def test_second_crawl_downloads_nothing(crawled, demo_site: DemoSite) -> None:
+    wh, _, _, _ = crawled
+    before = {t: wh.version(t) for t in ("videos", "failures", "stage_runs")}
+    crawler = Crawler(CFG, wh)
+    assert [c for src in sources(demo_site) for c in crawler.discover(src)] == []
+    assert {t: wh.version(t) for t in before} == before
+
+
+def test_known_page_is_not_fetched_again(crawled, demo_site: DemoSite) -> None:
+    wh, _, _, _ = crawled
+    from chfen.crawl import Candidate
+
+    out = Crawler(CFG, wh).crawl(Candidate("x", demo_site.page_url("v0001")))
+    assert out.ok and out.note == "already crawled"
+    assert wh.rows("SELECT count(*) AS n FROM videos WHERE video_id = 'generic-v0001'") == [
+        {"n": 1}
+    ]
+
+
+def test_url_ids_are_stable_and_safe() -> None:
+    assert url_id("http://a/b") == url_id("http://a/b") != url_id("http://a/c")
+    assert sanitize_id("Generic-../../etc/passwd 🎉") == "generic-etc-passwd"
+    assert os.sep not in sanitize_id("a/b\\c")
