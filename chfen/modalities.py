@@ -1,0 +1,27 @@
+"""The modalities of the shared time grid: one place for their names and kinds.
+
+Global modalities have one vector per video (grid index -1 in the `embeddings` table); aligned
+ones have one vector per grid step (index 0, 1, … at `embed.grid_hz`). This split follows the
+seed's TotalEncoder: the title and the audio condition the query, the aligned sequences are
+attended over.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+GLOBAL_INDEX = -1
+
+GLOBAL: tuple[str, ...] = ("title", "audio")
+ALIGNED: tuple[str, ...] = ("scene", "face", "text", "audio_seq")
+MODALITIES: tuple[str, ...] = GLOBAL + ALIGNED
+
+Kind = Literal["global", "aligned"]
+
+
+def kind(modality: str) -> Kind:
+    if modality in GLOBAL:
+        return "global"
+    if modality in ALIGNED:
+        return "aligned"
+    raise ValueError(f"unknown modality {modality!r}; known: {', '.join(MODALITIES)}")
