@@ -14,4 +14,4 @@ lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 bench: setup
-	@.venv/bin/python benchmarks/warehouse.py
+	@.venv/bin/python -m benchmarks.warehouse

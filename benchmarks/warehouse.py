@@ -1,6 +1,6 @@
 """Warehouse benchmark: append 1,000,000 rows in batches, then time three typical queries.
 
-    .venv/bin/python benchmarks/warehouse.py [--rows 1000000] [--batch 10000] [--out FILE]
+    .venv/bin/python -m benchmarks.warehouse [--rows 1000000] [--batch 10000] [--out FILE]
 
 Prints a table and writes JSON (default benchmarks/results/warehouse.json).
 """

@@ -6,6 +6,7 @@ offline defaults, and a progress hook the CLI can attach a progress bar to.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -25,6 +26,9 @@ OFFLINE_ENV = {
 
 def configure(settings: Settings) -> None:
     """Point Prefect at <data_root>/prefect (or the configured server) and go offline."""
+    # pyannote's bundled VAD checkpoint makes Lightning announce an upgrade on every load.
+    for name in ("lightning", "lightning.pytorch", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     # Task-level INFO lines drown the progress bar; flows still log warnings and errors.
