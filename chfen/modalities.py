@@ -18,6 +18,16 @@ MODALITIES: tuple[str, ...] = GLOBAL + ALIGNED
 
 Kind = Literal["global", "aligned"]
 
+# What the `embeddings.weight` column holds for each modality (null where it means nothing).
+WEIGHT: dict[str, str] = {
+    "title": "null",
+    "audio": "seconds of audio pooled into the vector",
+    "scene": "null",
+    "face": "number of faces detected in the step (the vector is their area-weighted mean)",
+    "text": "number of transcript words placed in the step",
+    "audio_seq": "share of the step covered by audio (1.0 except at the audio's end)",
+}
+
 
 def kind(modality: str) -> Kind:
     if modality in GLOBAL:

@@ -250,9 +250,40 @@ def process(
     runtime.configure(state.settings)
     from flows.process import process_flow
 
-    with progress_for("process", "process"):
+    with progress_for("process"):
         summary = process_flow(**_flow_args(), limit=limit, retry_failed=retry_failed)
     print_process_summary(summary)
+
+
+def print_embed_summary(summary: dict) -> None:
+    table = Table(title=f"Embed ({summary['version']})")
+    table.add_column("modality")
+    table.add_column("new vectors", justify="right")
+    for modality, n in sorted(summary["vectors"].items()):
+        table.add_row(modality, str(n))
+    console.print(table)
+    console.print(
+        f"{summary['done']} video(s) embedded, {summary['failed']} failed, "
+        f"{summary['seconds_per_video'] or '-'} s/video"
+    )
+    for f in summary["failures"]:
+        console.print(f"  [red]✗[/red] {f['video_id']}: {f['reason']}")
+
+
+@app.command("embed")
+def embed(
+    limit: Annotated[int | None, typer.Option(help="At most this many videos.")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Also retry videos that failed.")] = False,
+) -> None:
+    """Multimodal embeddings on the shared time grid for videos with scenes and ASR done."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.embed import embed_flow
+
+    with progress_for("embed"):
+        summary = embed_flow(**_flow_args(), limit=limit, retry_failed=retry_failed)
+    print_embed_summary(summary)
 
 
 # ---- the demo site ------------------------------------------------------------------------
@@ -276,8 +307,8 @@ def demo_site(
 
 
 @contextlib.contextmanager
-def progress_for(stage: str, label: str):
-    """A rich progress bar fed by the flows' progress events for one stage."""
+def progress_for(*stages: str):
+    """One rich progress bar per stage, fed by the flows' progress events."""
     from flows.runtime import add_reporter, remove_reporter
 
     with Progress(
@@ -290,12 +321,17 @@ def progress_for(stage: str, label: str):
         console=console,
         transient=False,
     ) as bar:
-        tid = bar.add_task(label, total=None, last="")
+        ids = {stage: bar.add_task(stage, total=None, last="", start=False) for stage in stages}
 
         def on_event(event: str, payload) -> None:
-            if event == f"{stage}:total":
+            stage, _, what = event.partition(":")
+            tid = ids.get(stage)
+            if tid is None:
+                return
+            if what == "total":
+                bar.start_task(tid)
                 bar.update(tid, total=payload)
-            elif event == f"{stage}:done":
+            elif what == "done":
                 mark = "[green]ok[/green]" if payload.ok else f"[red]{payload.kind}[/red]"
                 bar.update(tid, advance=1, last=f"{payload.video_id} {mark}")
 
@@ -340,7 +376,7 @@ def crawl(
     runtime.configure(state.settings)
     from flows.crawl import crawl_flow
 
-    with progress_for("crawl", "crawl"):
+    with progress_for("crawl"):
         try:
             summary = crawl_flow(**_flow_args(), source=source)
         except ValueError as exc:
@@ -447,42 +483,65 @@ def demo_annotate(
 
 # ---- run: the main job -------------------------------------------------------------------
 
-# The pipeline's nodes in DAG order, and the issue that builds each one. `run` runs what is
-# built and names what is not, so the README's main command never pretends.
-PIPELINE = [
-    ("warehouse", "Parquet/Delta tables + DuckDB catalog", True),
-    ("crawl", "demo site + yt-dlp crawl (issue #3)", False),
-    ("process", "scenes + ASR (issue #4)", False),
-    ("label", "Label Studio push/pull (issue #5)", False),
-    ("embed", "multimodal embeddings (issue #6)", False),
-    ("train", "CHFEN training (issue #7)", False),
-    ("quality", "quality report (issue #8)", False),
-]
-
 
 @app.command("run")
-def run() -> None:
+def run(
+    label: Annotated[bool, typer.Option(help="Include the Label Studio nodes.")] = True,
+    annotators: Annotated[int, typer.Option(help="Simulated annotators (demo only).")] = 3,
+) -> None:
     """Run the whole pipeline on the configured sources (default: the local demo site)."""
+    from flows import runtime
+
     settings = state.settings
-    wh = open_warehouse(settings)
+    runtime.configure(settings)
+    from flows.pipeline import pipeline_flow
+    from labeling.server import LabelStudioError
+
     console.print(f"[bold]data root[/bold] {settings.data_path}")
-    status = Table(title="Pipeline")
-    for col in ("node", "what", "state"):
-        status.add_column(col)
-    for node, what, built in PIPELINE:
-        state_text = "[green]ran[/green]" if built else "[yellow]not built yet[/yellow]"
-        status.add_row(node, what, state_text)
-    console.print(status)
-    console.print(
-        f"warehouse ready: {len(wh.versions())} tables; "
-        f"query it with [bold]chfen sql[/bold] or [bold]duckdb {wh.root.catalog_path()}[/bold]"
-    )
-    missing = [node for node, _, built in PIPELINE if not built]
-    if missing:
+    if not settings.sources:
+        console.print("source: the local demo short-video site (no sources configured)")
+    try:
+        with progress_for("crawl", "process", "embed"):
+            summary = pipeline_flow(**_flow_args(), label=label, annotators=annotators)
+    except LabelStudioError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    print_crawl_summary(summary["crawl"])
+    print_process_summary(summary["process"])
+    if "label_push" in summary:
+        _print_dict("Label push", summary["label_push"])
+    if "simulation" in summary:
         console.print(
-            f"[yellow]Not built yet: {', '.join(missing)}. Nothing else was run; no output is "
-            "faked.[/yellow]"
+            "[bold yellow]SIMULATION[/bold yellow]: the annotations below were made "
+            "by a simulated crew from the demo site's ground truth."
         )
+    if "label_pull" in summary:
+        pull = dict(summary["label_pull"])
+        pull.pop("annotators", None)
+        _print_dict("Label pull and agreement", pull)
+    if "embed" in summary:
+        print_embed_summary(summary["embed"])
+    figures = Table(title="Dataset now")
+    figures.add_column("")
+    figures.add_column("", justify="right")
+    for key, value in summary["dataset"].items():
+        figures.add_row(key, str(value))
+    console.print(figures)
+    wh_path = settings.data_path / "warehouse.duckdb"
+    console.print(
+        f'query it: [bold]chfen sql "SELECT * FROM videos_latest"[/bold] or '
+        f"[bold].venv/bin/duckdb {wh_path}[/bold]"
+    )
+    if "labelstudio_url" in summary:
+        console.print(
+            f"Label Studio UI: [bold]{summary['labelstudio_url']}[/bold] "
+            f"(user {settings.labelstudio.username}; `chfen labelstudio stop` stops it)"
+        )
+    console.print(
+        "[yellow]Not built yet, so not run: "
+        + "; ".join(f"{k} ({v})" for k, v in summary["not_built"].items())
+        + ". No output is faked.[/yellow]"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,149 @@
+"""The ASR stage: one video's audio → `transcript_segments` and `transcript_words` rows.
+
+Input is the 16 kHz mono WAV the crawl stage wrote (`videos.audio_path`, relative to the
+media root). A video without an audio track, or whose audio is silent or holds no speech,
+gets an empty transcript and a note; that is a result, not a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from chfen.asr.transcribe import AsrSetupError, AudioError, Transcriber, Transcript, load_audio
+from chfen.config import AsrConfig
+from chfen.stages import StageError, StageResult
+from warehouse import Warehouse
+
+STAGE = "asr"
+STAGE_VERSION = "1"
+
+NOTE_NO_AUDIO = "no audio track"
+
+log = logging.getLogger("chfen.asr")
+
+
+class AsrStage:
+    """`stage(video_id) -> StageResult`; models load once per process (see `warm_up`).
+
+    Reads `has_audio`, `audio_path` and `status` from the video's `videos_latest` row.
+    """
+
+    name = STAGE
+    version = STAGE_VERSION
+
+    def __init__(self, wh: Warehouse, cfg: AsrConfig | None = None):
+        self.wh = wh
+        self.cfg = cfg or AsrConfig()
+        self.media_root = wh.root.media_dir()
+        self.transcriber = Transcriber(self.cfg)
+
+    def warm_up(self) -> None:
+        """Load and prime the models now (at a worker's start) instead of on the first video."""
+        self.transcriber.warm_up()
+
+    def _video_row(self, video_id: str) -> dict[str, Any]:
+        rows = self.wh.rows(
+            "SELECT has_audio, audio_path, status FROM videos_latest WHERE video_id = ?",
+            [video_id],
+        )
+        if not rows:
+            raise StageError(
+                video_id, STAGE, "no row in `videos`: crawl the video before transcribing it",
+                "internal",
+            )  # fmt: skip
+        if rows[0]["status"] != "ok":
+            raise StageError(
+                video_id, STAGE, f"the video's status is {rows[0]['status']!r}; re-crawl it",
+                "corrupt",
+            )  # fmt: skip
+        return rows[0]
+
+    def __call__(self, video_id: str) -> StageResult:
+        row = self._video_row(video_id)
+        if row["has_audio"] is False or not row["audio_path"]:
+            log.info("[%s] %s: %s, empty transcript", STAGE, video_id, NOTE_NO_AUDIO)
+            return StageResult(
+                video_id, {"transcript_segments": [], "transcript_words": []}, note=NOTE_NO_AUDIO
+            )
+        path = self.media_root / row["audio_path"]
+        if not path.is_file():
+            raise StageError(
+                video_id, STAGE, f"audio file missing: {path}; re-crawl the video", "corrupt"
+            )
+        t0 = time.perf_counter()
+        try:
+            audio = load_audio(path)
+        except AudioError as exc:
+            raise StageError(video_id, STAGE, f"{exc}; re-crawl the video", "corrupt") from None
+        load_s = time.perf_counter() - t0
+        try:
+            transcript = self.transcriber.transcribe(audio)
+        except AsrSetupError as exc:
+            # A setting or model problem, the same for every video: say what to change.
+            raise StageError(video_id, STAGE, str(exc), "unsupported") from None
+        transcript.timings["load_audio"] = load_s
+        seconds = time.perf_counter() - t0
+        log.info(
+            "[%s] %s: %d words, %d segments, %.1f s audio in %.2f s (RTF %.3f)%s",
+            STAGE, video_id, len(transcript.words), len(transcript.segments),
+            transcript.duration_s, seconds,
+            seconds / transcript.duration_s if transcript.duration_s else 0.0,
+            f"; {transcript.note}" if transcript.note else "",
+        )  # fmt: skip
+        return StageResult(
+            video_id, transcript_rows(video_id, transcript, self.cfg.model), transcript.timings,
+            note=_note(transcript),
+        )  # fmt: skip
+
+
+def _note(transcript: Transcript) -> str | None:
+    if transcript.note:
+        return transcript.note
+    notes = []
+    if transcript.interpolated:
+        n = len(transcript.words)
+        notes.append(f"{transcript.interpolated} of {n} words had no timing and were interpolated")
+    if transcript.redecoded:
+        notes.append(f"{transcript.redecoded} stretches of speech skipped by whisper re-decoded")
+    return "; ".join(notes) or None
+
+
+def transcript_rows(
+    video_id: str, transcript: Transcript, model: str
+) -> dict[str, list[dict[str, Any]]]:
+    """`transcript_segments` and `transcript_words` rows of one transcript."""
+    segments, words = [], []
+    for seg_idx, seg in enumerate(transcript.segments):
+        segments.append(
+            {
+                "video_id": video_id,
+                "segment_idx": seg_idx,
+                "start_s": seg.start,
+                "end_s": seg.end,
+                "text": seg.text,
+                "language": transcript.language,
+                "avg_logprob": seg.avg_logprob,
+                "no_speech_prob": seg.no_speech_prob,
+                "model": model,
+                "stage_version": STAGE_VERSION,
+            }
+        )
+        for word in seg.words:
+            words.append(
+                {
+                    "video_id": video_id,
+                    "word_idx": len(words),
+                    "segment_idx": seg_idx,
+                    "word": word.text,
+                    "start_s": word.start,
+                    "end_s": word.end,
+                    "score": word.score,
+                    "speaker": None,
+                    "aligner": transcript.aligner,
+                    "interpolated": word.interpolated,
+                    "stage_version": STAGE_VERSION,
+                }
+            )
+    return {"transcript_segments": segments, "transcript_words": words}

@@ -1,0 +1,91 @@
+"""The `embed` flow: multimodal embeddings for videos whose scenes and ASR are done.
+
+The stage's version hashes every encoder setting, so changing an encoder makes videos pending
+again, and the stage itself recomputes only the modalities whose encoder changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from chfen.asr import stage as asr
+from chfen.config import load_settings
+from chfen.embed.stage import EmbedResult, EmbedStage
+from chfen.media import scenes
+from chfen.stages import Outcome, run_for_video
+from flows.runtime import report
+from warehouse import Warehouse
+
+
+def ready_for_embed(wh: Warehouse, version: str, retry_failed: bool = False) -> list[str]:
+    """Pending at the embed version, with scenes and ASR done at their current versions."""
+    pending = wh.pending("embed", version, retry_failed=retry_failed)
+    done = wh.rows(
+        """
+        SELECT video_id FROM stage_runs_latest
+        WHERE status = 'done' AND ((stage = $s AND stage_version = $sv)
+                                OR (stage = $a AND stage_version = $av))
+        GROUP BY video_id HAVING count(DISTINCT stage) = 2
+        """,
+        {"s": scenes.STAGE, "sv": scenes.STAGE_VERSION, "a": asr.STAGE, "av": asr.STAGE_VERSION},
+    )
+    ready = {r["video_id"] for r in done}
+    return [v for v in pending if v in ready]
+
+
+@task(name="embed-video", cache_policy=NO_CACHE, task_run_name="embed {video_id}")
+def embed_video(wh: Warehouse, stage: EmbedStage, video_id: str) -> tuple[Outcome, dict]:
+    results: dict[str, EmbedResult] = {}
+
+    def work(vid: str) -> EmbedResult:
+        results[vid] = stage(vid)
+        return results[vid]
+
+    outcome = run_for_video(wh, stage.name, stage.version, video_id, work)
+    report("embed:done", outcome)
+    res = results.get(video_id)
+    return outcome, (res.vectors if res else {})
+
+
+@flow(name="embed")
+def embed_flow(
+    config: str | None = None,
+    overrides: list[str] | None = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+) -> dict:
+    """Embed every ready video (one at a time: the encoders use both cores)."""
+    logger = get_run_logger()
+    settings, _ = load_settings(config, overrides or [])
+    wh = Warehouse(settings.data_path)
+    stage = EmbedStage(wh, settings.embed)
+    todo = ready_for_embed(wh, stage.version, retry_failed)[:limit]
+    report("embed:total", len(todo))
+    logger.info("embed %s: %d video(s) ready", stage.version, len(todo))
+    vectors: Counter = Counter()
+    outcomes = []
+    t0 = time.perf_counter()
+    if todo:
+        stage.warm_up()  # once per worker
+    for vid in todo:
+        outcome, made = embed_video(wh, stage, vid)
+        outcomes.append(outcome)
+        vectors.update(made)
+    wh.refresh_catalog()
+    ok = [o for o in outcomes if o.ok]
+    return {
+        "version": stage.version,
+        "done": len(ok),
+        "failed": len(outcomes) - len(ok),
+        "failures": [
+            {"video_id": o.video_id, "kind": o.kind, "reason": o.message}
+            for o in outcomes
+            if not o.ok
+        ],
+        "vectors": dict(vectors),
+        "seconds_per_video": round((time.perf_counter() - t0) / len(ok), 2) if ok else None,
+    }

@@ -1,0 +1,87 @@
+"""The whole pipeline flow in real Prefect: demo site → yt-dlp → scenes/ASR → a real Label
+Studio → the simulated crew → annotations in the warehouse; then a re-run does nothing new."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from labkit import TOKEN, VENV, free_port, make_settings, template_dir
+
+from chfen.demo import Catalogue
+from labeling import server
+from warehouse import Warehouse
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_and_incremental(
+    tmp_path: Path, demo_catalogue: Catalogue, demo_cache_dir: Path, prefect_harness: None
+) -> None:
+    if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
+        pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
+    from flows.pipeline import pipeline_flow
+
+    root = tmp_path / "data"
+    port = free_port()
+    settings = make_settings(root, port)
+    server.ensure_installed(settings, log=print)
+    template = template_dir(settings)
+    if template.exists():  # a migrated empty data dir from an earlier run: skips ~60 s
+        shutil.copytree(template, server.server_paths(settings).data_dir)
+    overrides = [
+        f"data_root={root}",
+        f"labelstudio.port={port}",
+        f"labelstudio.venv_dir={VENV}",
+        f"labelstudio.token={TOKEN}",
+        f"labelstudio.password={settings.labelstudio.password.get_secret_value()}",
+        f"demo_site.cache_dir={demo_cache_dir}",
+        f"demo_site.n_videos={demo_catalogue.ground_truth['n_videos']}",
+        f"demo_site.seed={demo_catalogue.ground_truth['seed']}",
+        "demo_site.port=0",
+    ]
+    good = [v for v in demo_catalogue.ground_truth["videos"] if v["channel"] != "hardcases"]
+    try:
+        first = pipeline_flow(overrides=overrides)
+        second = pipeline_flow(overrides=overrides)
+    finally:
+        server.stop(settings)
+
+    n = len(good)
+    assert first["crawl"]["downloaded"] == n and first["crawl"]["failed"] == 0
+    assert first["process"]["scenes"]["done"] == n and first["process"]["asr"]["done"] == n
+    assert first["label_push"]["pushed"] == n
+    sim = first["simulation"]
+    assert sim["simulation"] is True and len(sim["annotators"]) == 3
+    made = sum(sim["created"].values())
+    assert made >= 2 * n  # three annotators, a few skips at most
+    assert first["label_pull"]["new"] == made + sum(sim["skipped"].values())
+    assert first["dataset"]["videos"] == n and first["dataset"]["tasks"] == n
+    assert first["dataset"]["annotations"] == made
+    assert first["dataset"]["scenes"] >= sum(len(v["cuts"]) + 1 for v in good)
+    assert first["embed"]["done"] == n and first["embed"]["failed"] == 0
+    for modality in ("title", "scene", "text", "audio", "audio_seq"):
+        assert first["embed"]["vectors"].get(modality, 0) > 0, modality
+
+    # every node is incremental: nothing new the second time
+    # port 0 gives the site a new address each run: pages are new URLs, yet the same videos
+    assert second["crawl"]["downloaded"] == 0 and second["crawl"]["already_known"] == n
+    assert second["process"]["scenes"]["done"] == 0 and second["process"]["asr"]["done"] == 0
+    assert second["label_push"]["pushed"] == 0
+    assert sum(second["simulation"]["created"].values()) == 0
+    assert second["label_pull"]["new"] == 0 and second["label_pull"]["updated"] == 0
+    assert second["embed"]["done"] == 0 and second["embed"]["vectors"] == {}
+    assert second["dataset"] == first["dataset"]
+
+    wh = Warehouse(root)
+    # annotations point at crawled videos, and the majority agrees with the ground truth
+    # for most items (the crew is noisy, one annotator deliberately poor)
+    truth = {f"generic-{v['id']}": v["emotion"] for v in good}
+    votes = wh.rows(
+        "SELECT video_id, mode(choice) AS majority FROM annotations_latest "
+        "WHERE choice IS NOT NULL GROUP BY 1"
+    )
+    assert {r["video_id"] for r in votes} <= set(truth)
+    hits = sum(truth[r["video_id"]] == r["majority"] for r in votes)
+    assert hits >= 0.6 * len(votes)
