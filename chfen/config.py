@@ -175,7 +175,14 @@ class PrefectConfig(_Section):
     dask_workers: int = Field(2, ge=1)
     crawl_cron: str = "0 * * * *"
     label_sync_minutes: int = Field(10, ge=1)
-    retrain_min_new_labels: int = Field(50, ge=1)
+    retrain_min_new_labels: int = Field(
+        50,
+        ge=1,
+        description="Retrain when this many videos got their first vote since the last run.",
+    )
+    train_min_labeled: int = Field(
+        10, ge=2, description="The first training run waits for this many labeled videos."
+    )
 
 
 class EmbedConfig(_Section):

@@ -46,6 +46,11 @@ demo_app = typer.Typer(help="Demo helpers (clearly marked simulations).", no_arg
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(label_app, name="label")
 app.add_typer(demo_app, name="demo")
+train_app = typer.Typer(
+    help="Train CHFEN on cached embeddings (no subcommand: one run).",
+    invoke_without_command=True,
+)
+app.add_typer(train_app, name="train")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -286,6 +291,98 @@ def embed(
     print_embed_summary(summary)
 
 
+def print_train_summary(summary: dict) -> None:
+    if "skipped" in summary:
+        console.print(f"[yellow]train skipped:[/yellow] {summary['skipped']}")
+        return
+    table = Table(title=f"CHFEN run {summary['run_id']} (held-out uploaders)")
+    table.add_column("model")
+    table.add_column("weighted F1", justify="right")
+    table.add_row("CHFEN", f"{summary['weighted_f1']:.3f}")
+    for key, value in summary.items():
+        if key.endswith("_weighted_f1") and value is not None:
+            table.add_row(key.removesuffix("_weighted_f1"), f"{value:.3f}")
+    console.print(table)
+    console.print(
+        f"accuracy {summary['accuracy']:.3f}, macro F1 {summary['macro_f1']:.3f}; "
+        f"train/val/test videos {summary['n_train']}/{summary['n_val']}/{summary['n_test']}"
+    )
+    if summary.get("report"):
+        console.print(f"report: [bold]{summary['report']}[/bold]")
+
+
+def _with_local(config: Path | None, set_: list[str] | None) -> None:
+    """`chfen train --config X --set k=v` also works (after the command name)."""
+    if config is not None:
+        state.config = config
+        state._loaded = None
+    if set_:
+        state.overrides = [*state.overrides, *set_]
+        state._loaded = None
+
+
+@train_app.callback()
+def train(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config file.", dir_okay=False)
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Override a setting (repeatable).")
+    ] = None,
+) -> None:
+    """Train CHFEN once with the resolved `train` settings; see also `train ablations`."""
+    _with_local(config, set_)
+    if ctx.invoked_subcommand is not None:
+        return
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.train import train_flow
+
+    args = _flow_args()
+    try:
+        summary = train_flow(settings_file=args["config"], overrides=args["overrides"])
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    print_train_summary(summary)
+
+
+@train_app.command("ablations")
+def train_ablations() -> None:
+    """Run the seed's ablation list on one dataset and split; print and save one table."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.train import ablations_flow
+
+    args = _flow_args()
+    result = ablations_flow(settings_file=args["config"], overrides=args["overrides"])
+    console.print(result["markdown"])
+    console.print(f"table: [bold]{result['path']}[/bold]")
+
+
+@app.command("predict")
+def predict(
+    run_id: Annotated[str | None, typer.Option(help="Training run (default: latest).")] = None,
+) -> None:
+    """Predict emotions for unlabeled videos (stored in `predictions`; used as pre-annotations)."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.train import predict_flow
+
+    args = _flow_args()
+    preds = predict_flow(settings_file=args["config"], overrides=args["overrides"], run_id=run_id)
+    table = Table(title=f"Predictions for {len(preds)} unlabeled video(s)")
+    for col in ("video", "label", "score", "model"):
+        table.add_column(col)
+    for video_id, (label, score, version) in sorted(preds.items()):
+        table.add_row(video_id, label, f"{score:.2f}", version)
+    console.print(table)
+
+
 # ---- the demo site ------------------------------------------------------------------------
 
 
@@ -521,6 +618,8 @@ def run(
         _print_dict("Label pull and agreement", pull)
     if "embed" in summary:
         print_embed_summary(summary["embed"])
+    if "train" in summary:
+        print_train_summary(summary["train"])
     figures = Table(title="Dataset now")
     figures.add_column("")
     figures.add_column("", justify="right")

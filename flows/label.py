@@ -28,7 +28,13 @@ def label_push_flow(config: str | None = None, overrides: list[str] | None = Non
         report("label_push:total", total)
         report("label_push:progress", done)
 
-    result = push_tasks(settings, wh, on_batch=on_batch, say=logger.info)
+    predictions = None
+    if wh.rows("SELECT 1 FROM training_runs_latest WHERE status = 'done' LIMIT 1"):
+        from chfen.train import predict_unlabeled  # heavy import: only once a model exists
+
+        predictions = predict_unlabeled(settings, wh, say=logger.info)
+        logger.info("pre-annotations from the latest model for %d video(s)", len(predictions))
+    result = push_tasks(settings, wh, predictions=predictions, on_batch=on_batch, say=logger.info)
     wh.refresh_catalog()
     return {
         "project_id": result.project_id,

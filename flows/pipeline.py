@@ -1,6 +1,6 @@
 """The whole DAG as one flow of subflows: crawl → process → label push → (demo: simulated crew)
-→ label pull → embed. Every node is incremental through the stage ledger, so a re-run only
-does new work.
+→ label pull → embed → train (when enough new labels). Every node is incremental through the
+stage ledger, so a re-run only does new work.
 
 Nodes that are not built yet are listed in `NOT_BUILT` and reported as such, never faked.
 """
@@ -14,11 +14,11 @@ from flows.crawl import crawl_flow
 from flows.embed import embed_flow
 from flows.label import demo_annotate_flow, label_pull_flow, label_push_flow
 from flows.process import process_flow
+from flows.train import labeled_since_last_run, train_flow
 from labeling import server
 from warehouse import Warehouse
 
 NOT_BUILT = {
-    "train": "CHFEN training (issue #7)",
     "quality": "quality report (issue #8)",
 }
 
@@ -39,6 +39,20 @@ def dataset_figures(wh: Warehouse) -> dict:
         """
     )
     return one[0]
+
+
+def maybe_train(settings, config: str | None, overrides: list[str]) -> dict:
+    """Train when there is enough new signal: a first run once `prefect.train_min_labeled`
+    videos are labeled, later runs after `prefect.retrain_min_new_labels` newly labeled ones."""
+    labeled, new, trained = labeled_since_last_run(Warehouse(settings.data_path))
+    need = (
+        settings.prefect.retrain_min_new_labels if trained else settings.prefect.train_min_labeled
+    )
+    have = new if trained else labeled
+    if have < need:
+        what = "newly labeled videos since the last run" if trained else "labeled videos"
+        return {"skipped": f"{have} {what}; training waits for {need}"}
+    return train_flow(settings_file=config, overrides=overrides)
 
 
 @flow(name="pipeline")
@@ -62,6 +76,7 @@ def pipeline_flow(
             summary["simulation"] = demo_annotate_flow(**args, annotators=annotators)
         summary["label_pull"] = label_pull_flow(**args)
     summary["embed"] = embed_flow(**args)
+    summary["train"] = maybe_train(settings, config, overrides or [])
     summary["not_built"] = NOT_BUILT
     summary["dataset"] = dataset_figures(Warehouse(settings.data_path))
     return summary

@@ -1,0 +1,175 @@
+"""A run's report: PNG plots (loss curves, confusion matrix, per-class F1) and one HTML page
+with CHFEN next to its baselines, the dataset it saw and the config it ran with."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LOSS_PNG = "loss.png"
+CONFUSION_PNG = "confusion.png"
+PER_CLASS_PNG = "per_class_f1.png"
+INDEX_HTML = "index.html"
+
+
+def plot_losses(epochs: Sequence[Mapping[str, Any]], best_epoch: int, path: Path) -> Path:
+    """Train and validation loss per epoch, validation weighted F1 on a second axis."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = [e["epoch"] for e in epochs]
+    ax.plot(x, [e["train_loss"] for e in epochs], label="train loss")
+    if any("val_loss" in e for e in epochs):
+        ax.plot(x, [e.get("val_loss", np.nan) for e in epochs], label="validation loss")
+        f1 = ax.twinx()
+        f1.plot(
+            x, [e.get("val_weighted_f1", np.nan) for e in epochs], "g:", label="val weighted F1"
+        )
+        f1.set_ylabel("validation weighted F1")
+        f1.set_ylim(0, 1)
+        f1.legend(loc="upper right")
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="kept epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("soft-label cross-entropy (class-weighted)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
+    """Rows = annotators' label, columns = prediction; colour = row share, text = count."""
+    cm = np.asarray(confusion, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                colour = "white" if share[i, j] > 0.5 else "black"
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("annotators' label (test)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_f1(
+    per_model: Mapping[str, Mapping[str, float | None]], labels: Sequence[str], path: Path
+) -> Path:
+    """Grouped bars: F1 per class for CHFEN and the baselines shown."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    width = 0.8 / max(len(per_model), 1)
+    x = np.arange(len(labels))
+    for k, (name, f1) in enumerate(per_model.items()):
+        values = [f1.get(label) or 0.0 for label in labels]
+        ax.bar(x + (k - (len(per_model) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylabel("F1 (test)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else html.escape("—" if v is None else str(v))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(
+    out_dir: Path,
+    *,
+    run_id: str,
+    metrics: Mapping[str, Any],
+    baselines: Mapping[str, Mapping[str, Any]],
+    history: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> Path:
+    """Write the plots and index.html into out_dir; returns the HTML path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = metrics.get("labels", [])
+    plot_losses(history["epochs"], history.get("best_epoch", 0), out_dir / LOSS_PNG)
+    if "confusion" in metrics:
+        plot_confusion(metrics["confusion"], labels, out_dir / CONFUSION_PNG)
+    shown = {"CHFEN": metrics.get("per_class_f1", {})}
+    if "majority" in baselines:
+        shown["majority"] = baselines["majority"].get("per_class_f1", {})
+    singles = {k: v for k, v in baselines.items() if k.startswith("logreg:") and k != "logreg:all"}
+    if singles:
+        best = max(singles, key=lambda k: singles[k].get("weighted_f1") or 0.0)
+        shown[f"best single modality ({best})"] = singles[best].get("per_class_f1", {})
+    if labels:
+        plot_per_class_f1(shown, labels, out_dir / PER_CLASS_PNG)
+
+    score_rows = [
+        ["CHFEN", metrics.get("accuracy"), metrics.get("weighted_f1"), metrics.get("macro_f1")]
+    ]
+    score_rows += [
+        [name, b.get("accuracy"), b.get("weighted_f1"), b.get("macro_f1")]
+        for name, b in baselines.items()
+    ]
+    split_rows = [
+        [name, dataset["sizes"].get(name), len(dataset["uploaders"].get(name, ()))]
+        for name in ("train", "val", "test")
+    ]
+    epochs = history["epochs"]
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>CHFEN run {html.escape(run_id)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 60em; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }}
+pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
+</style></head><body>
+<h1>CHFEN run <code>{html.escape(run_id)}</code></h1>
+<h2>Held-out uploaders (test)</h2>
+{_table(["model", "accuracy", "weighted F1", "macro F1"], score_rows)}
+<p>Baselines are fit on the training and validation videos and scored on the same test videos
+(a test video without the modality gets the majority label).</p>
+<h2>Training</h2>
+<p>{len(epochs)} epochs, kept epoch {history.get("best_epoch")}
+{"(stopped early)" if history.get("stopped_early") else ""};
+{_fmt(history.get("seconds"))} s, {_fmt(history.get("samples_per_s"))} samples/s.</p>
+<img src="{LOSS_PNG}" alt="loss curves">
+<h2>Confusion matrix (test)</h2>
+<img src="{CONFUSION_PNG}" alt="confusion matrix">
+<h2>F1 per class (test)</h2>
+<img src="{PER_CLASS_PNG}" alt="per-class F1">
+<h2>Dataset</h2>
+{_table(["split", "videos", "uploaders"], split_rows)}
+<p>Dropped before the split: {html.escape(json.dumps(dataset.get("dropped", {})))}.
+Modality coverage (videos): {html.escape(json.dumps(dataset.get("coverage", {})))}.</p>
+<p>Table versions read: {html.escape(json.dumps(dataset.get("versions", {})))}.
+Encoders: {html.escape(json.dumps(dataset.get("encoder_keys", {})))}.</p>
+<h2>Config</h2>
+<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>
+</body></html>
+"""
+    path = out_dir / INDEX_HTML
+    path.write_text(page, encoding="utf-8")
+    return path

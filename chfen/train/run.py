@@ -1,0 +1,660 @@
+"""A training run, top to bottom: snapshot → dataset → split → fit → evaluate → baselines →
+checkpoint, config and report under models/<run_id>/ → rows in `training_runs` and `predictions`.
+
+Also the seed's ablation list (`run_ablations`, one table) and predictions for unlabelled
+videos (`predict_unlabeled`, the pre-annotations pushed to Label Studio).
+
+Plain Python: the Prefect flow and the CLI call these functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chfen.config import Settings, TrainConfig, resolved_dict
+from chfen.labels import PLUTCHIK
+from chfen.model import CHFEN, CHFENConfig
+from chfen.train.baselines import run_baselines
+from chfen.train.data import (
+    DatasetError,
+    EmbeddingDataset,
+    Example,
+    LabeledDataset,
+    Split,
+    VideoFeatures,
+    connect_snapshot,
+    load_features,
+    load_labeled,
+    snapshot_versions,
+    split_by_uploader,
+)
+from chfen.train.loop import History, class_weights, fit, predict_proba
+from chfen.train.metrics import classification_metrics
+from chfen.train.report import write_report
+from labeling.agreement import votes_from_rows
+from warehouse import Warehouse
+
+log = logging.getLogger("chfen.train")
+
+CHECKPOINT = "model.pt"
+CONFIG_JSON = "config.json"
+METRICS_JSON = "metrics.json"
+SPLIT_JSON = "split.json"
+REPORT_DIR = "report"
+MIN_EXAMPLES = 8
+
+Say = Callable[[str], None]
+
+
+# The seed's ablation list: name -> TrainConfig fields changed from the base config.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "CHFEN (hybrid)": {},
+    "without audio": {"use_audio": False},
+    "without caption": {"use_caption": False},
+    "without cross-attention (no condition)": {"use_cross_attention": False},
+    "without face/scene fusion": {"use_face_scene_fusion": False},
+    "feature-level fusion only": {"fusion": "feature"},
+    "decision-level fusion only": {"fusion": "decision"},
+    "vision only (scene + face)": {"modalities": ["scene", "face"]},
+    "text only (title + transcript)": {"modalities": ["title", "text"]},
+    "audio only (clip + per step)": {"modalities": ["audio", "audio_seq"]},
+}
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable and unique: UTC time + a short random suffix."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def model_version(run_id: str) -> str:
+    """The name predictions carry (also Label Studio's model_version)."""
+    return f"chfen-{run_id}"
+
+
+@dataclass
+class RunResult:
+    """What a training run produced (paths are absolute; the warehouse stores them relative to
+    the data root)."""
+
+    run_id: str
+    model_version: str
+    run_dir: Path
+    checkpoint_path: Path
+    report_path: Path
+    metrics: dict[str, Any]  # test split
+    val_metrics: dict[str, Any]
+    train_metrics: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]
+    history: History
+    split: Split
+    versions: dict[str, int]
+    encoder_keys: dict[str, str]
+    modalities: tuple[str, ...]
+    config: TrainConfig
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Headline figures: CHFEN and its baselines on the test uploaders."""
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "n_train": len(self.split.train),
+            "n_val": len(self.split.val),
+            "n_test": len(self.split.test),
+            "accuracy": self.metrics.get("accuracy"),
+            "weighted_f1": self.metrics.get("weighted_f1"),
+            "macro_f1": self.metrics.get("macro_f1"),
+            "best_epoch": self.history.best_epoch,
+            "epochs_run": len(self.history.epochs),
+        }
+        for name, b in self.baselines.items():
+            out[f"{name}_weighted_f1"] = b.get("weighted_f1")
+        return out
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with n intra-op CPU threads (0 = leave torch's setting), restored afterwards."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_training_data(
+    settings: Settings,
+    wh: Warehouse,
+    cfg: TrainConfig | None = None,
+    versions: Mapping[str, int] | None = None,
+) -> LabeledDataset:
+    """The labelled dataset a config asks for (every modality loaded; the model picks)."""
+    cfg = cfg or settings.train
+    return load_labeled(
+        wh,
+        min_votes=cfg.min_votes,
+        min_agreement=cfg.min_agreement,
+        no_emotion=cfg.no_emotion,
+        max_steps=cfg.max_steps,
+        grid_hz=settings.embed.grid_hz,
+        encoder_keys=cfg.encoder_keys,
+        versions=versions,
+    )
+
+
+def _probs_json(p: np.ndarray) -> str:
+    return json.dumps({label: round(float(v), 6) for label, v in zip(PLUTCHIK, p, strict=True)})
+
+
+def _split_metrics(examples: Sequence[Example], probs: np.ndarray) -> dict[str, Any]:
+    if not examples:
+        return {"n": 0}
+    soft = np.stack([e.soft for e in examples])
+    y = np.array([e.label for e in examples])
+    return classification_metrics(y, probs.argmax(axis=1), probs=probs, soft=soft)
+
+
+def _compact(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in ("predictions", "labels")}
+
+
+def train_run(
+    settings: Settings,
+    wh: Warehouse,
+    train_cfg: TrainConfig | None = None,
+    *,
+    dataset: LabeledDataset | None = None,
+    run_id: str | None = None,
+    say: Say = log.info,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train and evaluate CHFEN once; everything lands under <data_root>/models/<run_id>/.
+
+    `train_cfg` defaults to `settings.train`. `dataset` (from `load_training_data` with the
+    same data settings) skips reloading, e.g. across ablations. A failure is recorded in
+    `training_runs` (status failed, the error in metrics_json) and raised.
+    """
+    cfg = train_cfg or settings.train
+    run_id = run_id or new_run_id()
+    run_dir = wh.root.models_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    base_row = {"run_id": run_id, "config_json": cfg.model_dump_json(), "started_at": started}
+    wh.append("training_runs", [base_row | {"status": "running"}])
+    try:
+        t0 = time.perf_counter()
+        data = dataset or load_training_data(settings, wh, cfg)
+        timings["load"] = time.perf_counter() - t0
+        if len(data.examples) < MIN_EXAMPLES:
+            raise DatasetError(
+                f"[train] only {len(data.examples)} labelled videos pass the filters "
+                f"(dropped: {data.dropped or 'none'}); need at least {MIN_EXAMPLES}. Label more "
+                "videos, embed them, or lower train.min_agreement / train.min_votes."
+            )
+        split = split_by_uploader(
+            {e.video_id: e.uploader for e in data.examples},
+            test_fraction=cfg.test_fraction,
+            val_fraction=cfg.val_fraction,
+            seed=cfg.seed,
+        )
+        by_id = data.by_id()
+        parts = {
+            name: [by_id[v] for v in getattr(split, name)] for name in ("train", "val", "test")
+        }
+        say(
+            f"[train] {run_id}: {len(parts['train'])} train / {len(parts['val'])} val / "
+            f"{len(parts['test'])} test videos from {len(split.uploaders['train'])} / "
+            f"{len(split.uploaders['val'])} / {len(split.uploaders['test'])} uploaders; "
+            f"modalities {sorted(data.dims)}"
+        )
+
+        torch.manual_seed(cfg.seed)
+        model = CHFEN(data.dims, CHFENConfig.from_train(cfg))
+        weights = class_weights(np.stack([e.soft for e in parts["train"]]), cfg.class_weighting)
+        t0 = time.perf_counter()
+        with torch_threads(cfg.threads):
+            history = fit(
+                model,
+                EmbeddingDataset.of(parts["train"]),
+                EmbeddingDataset.of(parts["val"]),
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                weight_decay=cfg.weight_decay,
+                patience=cfg.early_stopping_patience,
+                weights=weights,
+                seed=cfg.seed,
+                grad_clip=cfg.grad_clip,
+                device=cfg.device,
+                on_epoch=on_epoch,
+            )
+            probs = {
+                name: predict_proba(
+                    model, EmbeddingDataset.of(ex), batch_size=cfg.batch_size, device=cfg.device
+                )
+                for name, ex in parts.items()
+            }
+        timings["fit"] = time.perf_counter() - t0
+
+        metrics = {name: _split_metrics(parts[name], probs[name]) for name in parts}
+        baselines: dict[str, dict[str, Any]] = {}
+        if cfg.baselines:
+            t0 = time.perf_counter()
+            baselines = run_baselines(
+                parts["train"] + parts["val"],
+                parts["test"],
+                [m for m in model.modalities if m in data.dims],
+                data.dims,
+                cfg.seed,
+            )
+            timings["baselines"] = time.perf_counter() - t0
+        say(
+            f"[train] {run_id}: test weighted F1 {metrics['test'].get('weighted_f1', 0):.3f} "
+            + " ".join(f"{k} {v.get('weighted_f1', 0):.3f}" for k, v in baselines.items())
+        )
+
+        # ---- files under models/<run_id>/ ----
+        model.cpu()
+        resolved = settings.model_copy(update={"train": cfg})
+        dataset_info = {
+            "versions": data.versions,
+            "encoder_keys": data.encoder_keys,
+            "input_dims": data.dims,
+            "coverage": data.coverage,
+            "dropped": data.dropped,
+            "sizes": {name: len(ex) for name, ex in parts.items()},
+            "uploaders": {name: list(us) for name, us in split.uploaders.items()},
+        }
+        checkpoint_path = run_dir / CHECKPOINT
+        torch.save(
+            {
+                "run_id": run_id,
+                "model": model.checkpoint(),
+                "encoder_keys": {m: data.encoder_keys[m] for m in model.modalities},
+                "max_steps": cfg.max_steps,
+                "grid_hz": settings.embed.grid_hz,
+                "labels": list(PLUTCHIK),
+            },
+            checkpoint_path,
+        )
+        config_doc = {
+            "run_id": run_id,
+            "train": cfg.model_dump(mode="json"),
+            "settings": resolved_dict(resolved),
+            "modalities": list(model.modalities),
+            "dataset": dataset_info,
+        }
+        (run_dir / CONFIG_JSON).write_text(json.dumps(config_doc, indent=2, default=str))
+        history_doc = {
+            "epochs": history.epochs,
+            "best_epoch": history.best_epoch,
+            "stopped_early": history.stopped_early,
+            "seconds": history.seconds,
+            "samples_per_s": history.samples_per_s,
+        }
+        (run_dir / METRICS_JSON).write_text(
+            json.dumps(
+                {**metrics, "baselines": baselines, "history": history_doc, "timings": timings},
+                indent=2,
+            )
+        )
+        (run_dir / SPLIT_JSON).write_text(
+            json.dumps(
+                {
+                    "uploaders": dataset_info["uploaders"],
+                    "videos": {name: list(getattr(split, name)) for name in parts},
+                },
+                indent=2,
+            )
+        )
+        report_path = write_report(
+            run_dir / REPORT_DIR,
+            run_id=run_id,
+            metrics=metrics["test"],
+            baselines={k: _compact(v) for k, v in baselines.items()},
+            history=history_doc,
+            dataset=dataset_info,
+            config=config_doc["train"],
+        )
+
+        # ---- warehouse rows ----
+        version = model_version(run_id)
+        now = dt.datetime.now(dt.UTC)
+        rows = []
+        for name, ex in parts.items():
+            for e, p in zip(ex, probs[name], strict=True):
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "video_id": e.video_id,
+                        "split": name,
+                        "label": PLUTCHIK[int(p.argmax())],
+                        "score": float(p.max()),
+                        "probs_json": _probs_json(p),
+                        "model_version": version,
+                        "created_at": now,
+                    }
+                )
+        wh.append("predictions", rows, refresh_catalog=False)
+        seconds = time.perf_counter() - t_start
+        summary = {
+            "test": _compact(metrics["test"]),
+            "val": {k: metrics["val"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")},
+            "train": {
+                k: metrics["train"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")
+            },
+            "baselines": {
+                k: {m: v.get(m) for m in ("accuracy", "weighted_f1", "macro_f1")}
+                for k, v in baselines.items()
+            },
+            "best_epoch": history.best_epoch,
+            "epochs_run": len(history.epochs),
+            "modalities": list(model.modalities),
+            "encoder_keys": dataset_info["encoder_keys"],
+            "timings": timings | {"total": seconds},
+        }
+        wh.append(
+            "training_runs",
+            [
+                base_row
+                | {
+                    "status": "done",
+                    "dataset_versions_json": json.dumps(data.versions),
+                    "n_train": len(parts["train"]),
+                    "n_test": len(parts["test"]),
+                    "metrics_json": json.dumps(summary),
+                    "checkpoint_path": str(Path("models") / run_id / CHECKPOINT),
+                    "finished_at": dt.datetime.now(dt.UTC),
+                }
+            ],
+        )
+    except BaseException as exc:
+        wh.append(
+            "training_runs",
+            [
+                base_row
+                | {
+                    "status": "failed",
+                    "metrics_json": json.dumps({"error": f"{type(exc).__name__}: {exc}"}),
+                    "finished_at": dt.datetime.now(dt.UTC),
+                }
+            ],
+        )
+        raise
+    say(f"[train] {run_id}: done in {seconds:.1f} s; report {report_path}")
+    return RunResult(
+        run_id=run_id,
+        model_version=version,
+        run_dir=run_dir,
+        checkpoint_path=checkpoint_path,
+        report_path=report_path,
+        metrics=metrics["test"],
+        val_metrics=metrics["val"],
+        train_metrics=metrics["train"],
+        baselines=baselines,
+        history=history,
+        split=split,
+        versions=dict(data.versions),
+        encoder_keys=dict(data.encoder_keys),
+        modalities=tuple(model.modalities),
+        config=cfg,
+        seconds=seconds,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Ablations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AblationTable:
+    """One row per ablation (and the baselines of the full model's run), plus the files."""
+
+    rows: list[dict[str, Any]]
+    path: Path  # the folder holding ablations.{json,csv,md}
+    results: dict[str, RunResult] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        head = "| setting | run | modalities | accuracy | weighted F1 | macro F1 |"
+        lines = [head, "|---|---|---|---:|---:|---:|"]
+        for r in self.rows:
+            cells = [
+                f"{r[k]:.3f}" if isinstance(r.get(k), float) else "—"
+                for k in ("accuracy", "weighted_f1", "macro_f1")
+            ]
+            lines.append(
+                f"| {r['setting']} | {r.get('run_id') or '—'} | "
+                f"{' '.join(r.get('modalities') or []) or '—'} | " + " | ".join(cells) + " |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def run_ablations(
+    settings: Settings,
+    wh: Warehouse,
+    base: TrainConfig | None = None,
+    *,
+    names: Iterable[str] | None = None,
+    say: Say = log.info,
+) -> AblationTable:
+    """Train the seed's ablation list on one dataset and one split; write one table.
+
+    Every ablation is a full run (its own row in `training_runs`); the first one also fits the
+    baselines, which join the table. Files: <data_root>/models/ablations-<stamp>/.
+    """
+    base = base or settings.train
+    chosen = list(names) if names is not None else list(ABLATIONS)
+    unknown = [n for n in chosen if n not in ABLATIONS]
+    if unknown:
+        raise KeyError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
+    data = load_training_data(settings, wh, base)
+    rows: list[dict[str, Any]] = []
+    results: dict[str, RunResult] = {}
+    for i, name in enumerate(chosen):
+        cfg = TrainConfig.model_validate(
+            base.model_dump() | ABLATIONS[name] | {"baselines": base.baselines and i == 0}
+        )
+        say(f"[train] ablation {i + 1}/{len(chosen)}: {name}")
+        result = train_run(settings, wh, cfg, dataset=data, say=say)
+        results[name] = result
+        rows.append(
+            {
+                "setting": name,
+                "run_id": result.run_id,
+                "modalities": list(result.modalities),
+                "accuracy": result.metrics.get("accuracy"),
+                "weighted_f1": result.metrics.get("weighted_f1"),
+                "macro_f1": result.metrics.get("macro_f1"),
+                "overrides": ABLATIONS[name],
+            }
+        )
+        for bname, b in result.baselines.items():
+            rows.append(
+                {
+                    "setting": f"baseline: {bname}",
+                    "run_id": None,
+                    "modalities": [bname.split(":", 1)[1]] if ":" in bname else [],
+                    "accuracy": b.get("accuracy"),
+                    "weighted_f1": b.get("weighted_f1"),
+                    "macro_f1": b.get("macro_f1"),
+                    "overrides": {},
+                }
+            )
+    out = wh.root.models_dir(f"ablations-{new_run_id()}")
+    out.mkdir(parents=True, exist_ok=True)
+    table = AblationTable(rows, out, results)
+    (out / "ablations.json").write_text(
+        json.dumps({"versions": data.versions, "rows": rows}, indent=2)
+    )
+    with (out / "ablations.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["setting", "run_id", "modalities", "accuracy", "weighted_f1", "macro_f1"])
+        for r in rows:
+            writer.writerow(
+                [
+                    r["setting"],
+                    r["run_id"] or "",
+                    " ".join(r["modalities"]),
+                    *(r[k] for k in ("accuracy", "weighted_f1", "macro_f1")),
+                ]
+            )
+    (out / "ablations.md").write_text(table.markdown())
+    say(f"[train] ablation table: {out / 'ablations.md'}")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions for unlabelled videos
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoPrediction:
+    video_id: str
+    label: str
+    score: float
+    probs: dict[str, float]
+    model_version: str
+
+
+def latest_run(wh: Warehouse) -> str:
+    """The newest finished training run."""
+    rows = wh.rows(
+        "SELECT run_id FROM training_runs_latest WHERE status = 'done' "
+        "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+    )
+    if not rows:
+        raise LookupError("no finished training run; train first (`chfen train`)")
+    return rows[0]["run_id"]
+
+
+def load_run(wh: Warehouse, run_id: str) -> tuple[CHFEN, dict[str, Any]]:
+    """A finished run's network (eval mode) and its checkpoint metadata."""
+    rows = wh.rows(
+        "SELECT status, checkpoint_path FROM training_runs_latest WHERE run_id = ?", [run_id]
+    )
+    if not rows or rows[0]["status"] != "done" or not rows[0]["checkpoint_path"]:
+        state = rows[0]["status"] if rows else "unknown"
+        raise LookupError(f"training run {run_id} is {state}, not a finished run with a model")
+    path = wh.root.local(rows[0]["checkpoint_path"])
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return CHFEN.from_checkpoint(ckpt["model"]).eval(), ckpt
+
+
+def predict_videos(
+    wh: Warehouse,
+    run_id: str,
+    video_ids: Sequence[str],
+    *,
+    batch_size: int = 64,
+) -> list[VideoPrediction]:
+    """Predictions of one run for some videos (those without any cached embedding skipped)."""
+    model, ckpt = load_run(wh, run_id)
+    con = connect_snapshot(wh, snapshot_versions(wh, ("embeddings",)))
+    try:
+        features, dims = load_features(
+            con,
+            video_ids,
+            ckpt["encoder_keys"],
+            max_steps=int(ckpt["max_steps"]),
+            grid_hz=float(ckpt["grid_hz"]),
+        )
+    finally:
+        con.close()
+    for m, d in dims.items():
+        if model.input_dims.get(m) != d:
+            raise DatasetError(
+                f"[train] the {m} vectors are {d}-d now but run {run_id} was trained on "
+                f"{model.input_dims.get(m)}-d ones; retrain (`chfen train`)"
+            )
+    order: list[VideoFeatures] = [features[v] for v in video_ids if v in features]
+    if not order:
+        return []
+    probs = predict_proba(model, EmbeddingDataset(order), batch_size=batch_size)
+    version = model_version(run_id)
+    return [
+        VideoPrediction(
+            f.video_id,
+            PLUTCHIK[int(p.argmax())],
+            float(p.max()),
+            {label: float(v) for label, v in zip(PLUTCHIK, p, strict=True)},
+            version,
+        )
+        for f, p in zip(order, probs, strict=True)
+    ]
+
+
+def predict_unlabeled(
+    settings: Settings,
+    wh: Warehouse,
+    run_id: str | None = None,
+    *,
+    video_ids: Sequence[str] | None = None,
+    write: bool = True,
+    say: Say = log.info,
+) -> dict[str, tuple[str, float, str]]:
+    """video_id -> (label, score, model_version) for videos nobody has labelled yet.
+
+    Candidates: `video_ids`, else every ok video with no current vote. The run defaults to the
+    newest finished one. Rows go to `predictions` (split "unlabeled"), once per run and video.
+    The result is what `labeling.push.push_tasks(predictions=...)` takes.
+    """
+    del settings  # the run's checkpoint carries what prediction needs
+    run_id = run_id or latest_run(wh)
+    if video_ids is None:
+        labeled = set(
+            votes_from_rows(
+                wh.rows(
+                    "SELECT video_id, annotator, choice, deleted, was_cancelled, updated_at "
+                    "FROM annotations_latest"
+                )
+            )
+        )
+        ok = wh.rows("SELECT video_id FROM videos_latest WHERE status = 'ok' ORDER BY video_id")
+        video_ids = [r["video_id"] for r in ok if r["video_id"] not in labeled]
+    preds = predict_videos(wh, run_id, list(video_ids))
+    if write and preds:
+        done = {
+            r["video_id"]
+            for r in wh.rows("SELECT video_id FROM predictions WHERE run_id = ?", [run_id])
+        }
+        now = dt.datetime.now(dt.UTC)
+        rows = [
+            {
+                "run_id": run_id,
+                "video_id": p.video_id,
+                "split": "unlabeled",
+                "label": p.label,
+                "score": p.score,
+                "probs_json": json.dumps({k: round(v, 6) for k, v in p.probs.items()}),
+                "model_version": p.model_version,
+                "created_at": now,
+            }
+            for p in preds
+            if p.video_id not in done
+        ]
+        if rows:
+            wh.append("predictions", rows)
+    say(
+        f"[train] predicted {len(preds)} of {len(video_ids)} unlabelled videos with "
+        f"{model_version(run_id)}"
+    )
+    return {p.video_id: (p.label, p.score, p.model_version) for p in preds}

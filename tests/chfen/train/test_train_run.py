@@ -1,0 +1,164 @@
+"""A whole training run on the synthetic warehouse: it learns, it is honest about the split,
+and it leaves its rows, checkpoint, config and report behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chfen.config import Settings, TrainConfig
+from chfen.labels import PLUTCHIK
+from chfen.train import (
+    ABLATIONS,
+    DatasetError,
+    RunResult,
+    load_run,
+    predict_unlabeled,
+    predict_videos,
+    run_ablations,
+    train_run,
+)
+from warehouse import Warehouse
+
+REPORT_FILES = ("index.html", "loss.png", "confusion.png", "per_class_f1.png")
+
+
+@pytest.fixture(scope="module")
+def run(synthetic: Any) -> RunResult:
+    """One full run (baselines included), shared by the tests of this module."""
+    assert synthetic.settings is not None
+    return train_run(synthetic.settings, Warehouse(synthetic.root))
+
+
+def test_chfen_beats_the_majority_baseline_on_held_out_uploaders(run: RunResult) -> None:
+    chfen = run.metrics["weighted_f1"]
+    majority = run.baselines["majority"]["weighted_f1"]
+    assert chfen >= majority + 0.15, (chfen, majority)
+    assert run.metrics["n"] == len(run.split.test) > 0
+    # every per-modality baseline was scored on the same test videos
+    for name in ("title", "audio", "scene", "face", "text", "audio_seq"):
+        assert run.baselines[f"logreg:{name}"]["n"] == len(run.split.test)
+
+
+def test_no_uploader_is_in_two_splits(run: RunResult, synthetic: Any) -> None:
+    seen = {
+        name: {synthetic.uploader[v] for v in getattr(run.split, name)}
+        for name in ("train", "val", "test")
+    }
+    assert seen["train"] and seen["val"] and seen["test"]
+    assert not seen["train"] & seen["test"]
+    assert not seen["val"] & (seen["train"] | seen["test"])
+    assert {k: set(v) for k, v in run.split.uploaders.items()} == seen
+
+
+def test_the_run_is_recorded_in_the_warehouse(run: RunResult, wh: Warehouse) -> None:
+    rows = wh.rows("SELECT * FROM training_runs_latest WHERE run_id = ?", [run.run_id])
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["status"] == "done"
+    assert json.loads(row["dataset_versions_json"]) == run.versions
+    assert set(run.versions) == {"videos", "annotations", "embeddings"}
+    assert row["n_train"] == len(run.split.train) and row["n_test"] == len(run.split.test)
+    assert wh.root.local(row["checkpoint_path"]) == run.checkpoint_path
+    summary = json.loads(row["metrics_json"])
+    assert summary["test"]["weighted_f1"] == pytest.approx(run.metrics["weighted_f1"])
+    assert "majority" in summary["baselines"]
+    assert TrainConfig.model_validate_json(row["config_json"]) == run.config
+    history = wh.rows("SELECT status FROM training_runs WHERE run_id = ?", [run.run_id])
+    assert sorted(r["status"] for r in history) == ["done", "running"]
+
+    preds = wh.rows("SELECT * FROM predictions WHERE run_id = ?", [run.run_id])
+    splits = ("train", "val", "test")
+    by_split = {s: {r["video_id"] for r in preds if r["split"] == s} for s in splits}
+    assert by_split == {s: set(getattr(run.split, s)) for s in by_split}
+    for r in preds:
+        probs = json.loads(r["probs_json"])
+        assert list(probs) == list(PLUTCHIK) and sum(probs.values()) == pytest.approx(1, abs=1e-4)
+        assert r["label"] == max(probs, key=probs.get) and r["model_version"] == run.model_version
+
+
+def test_the_run_leaves_checkpoint_config_and_report(run: RunResult, settings: Settings) -> None:
+    assert run.run_dir == settings.data_path / "models" / run.run_id
+    for name in ("model.pt", "config.json", "metrics.json", "split.json"):
+        assert (run.run_dir / name).stat().st_size > 0, name
+    for name in REPORT_FILES:
+        assert (run.report_path.parent / name).stat().st_size > 0, name
+    page = run.report_path.read_text()
+    assert all(png in page for png in REPORT_FILES[1:])
+    assert "majority" in page and "logreg:scene" in page and run.run_id in page
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["train"] == run.config.model_dump(mode="json")
+    assert config["settings"]["train"] == config["train"]  # the resolved config of the run
+    assert config["dataset"]["versions"] == run.versions
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    assert set(metrics["test"]["per_class_f1"]) == set(PLUTCHIK)
+    assert np.array(metrics["test"]["confusion"]).sum() == len(run.split.test)
+
+
+def test_same_seed_same_metrics(run: RunResult, settings: Settings, wh: Warehouse) -> None:
+    again = train_run(settings, wh, run.config.model_copy(update={"baselines": False}))
+    assert again.run_id != run.run_id
+    assert again.split == run.split
+    assert again.metrics == run.metrics
+    assert [e["train_loss"] for e in again.history.epochs] == [
+        e["train_loss"] for e in run.history.epochs
+    ]
+
+
+def test_the_checkpoint_predicts_what_the_run_reported(run: RunResult, wh: Warehouse) -> None:
+    model, ckpt = load_run(wh, run.run_id)
+    assert ckpt["encoder_keys"] == {m: "synthetic-v2" for m in model.modalities}
+    preds = predict_videos(wh, run.run_id, list(run.split.test))
+    stored = {
+        r["video_id"]: json.loads(r["probs_json"])
+        for r in wh.rows(
+            "SELECT video_id, probs_json FROM predictions WHERE run_id = ? AND split = 'test'",
+            [run.run_id],
+        )
+    }
+    assert len(preds) == len(stored)
+    for p in preds:
+        assert p.probs == pytest.approx(stored[p.video_id], abs=1e-5)
+
+
+def test_predict_unlabeled(run: RunResult, synthetic: Any, settings: Settings) -> None:
+    wh = Warehouse(synthetic.root)
+    out = predict_unlabeled(settings, wh, run.run_id)
+    assert set(out) == set(synthetic.unlabeled)
+    for label, score, version in out.values():
+        assert label in PLUTCHIK and 0 < score <= 1 and version == run.model_version
+    count = "SELECT count(*) AS n FROM predictions WHERE run_id = ? AND split = 'unlabeled'"
+    assert wh.rows(count, [run.run_id])[0]["n"] == len(synthetic.unlabeled)
+    assert predict_unlabeled(settings, wh, run.run_id) == out
+    assert wh.rows(count, [run.run_id])[0]["n"] == len(synthetic.unlabeled)  # no duplicates
+
+
+def test_a_failed_run_is_recorded_and_says_what_to_do(
+    settings: Settings, wh: Warehouse, train_config: Callable[..., TrainConfig]
+) -> None:
+    impossible = train_config(min_votes=5)
+    with pytest.raises(DatasetError, match="min_votes"):
+        train_run(settings, wh, impossible, run_id="doomed-run")
+    row = wh.rows("SELECT * FROM training_runs_latest WHERE run_id = 'doomed-run'")[0]
+    assert row["status"] == "failed" and "DatasetError" in row["metrics_json"]
+
+
+def test_ablations_write_one_table(
+    settings: Settings, wh: Warehouse, train_config: Callable[..., TrainConfig]
+) -> None:
+    names = ["CHFEN (hybrid)", "decision-level fusion only", "vision only (scene + face)"]
+    table = run_ablations(settings, wh, train_config(epochs=3), names=names)
+    settings_rows = [r for r in table.rows if not r["setting"].startswith("baseline:")]
+    assert [r["setting"] for r in settings_rows] == names
+    assert any(r["setting"] == "baseline: majority" for r in table.rows)
+    assert settings_rows[2]["modalities"] == ["scene", "face"]
+    for name in ("ablations.json", "ablations.csv", "ablations.md"):
+        assert (table.path / name).stat().st_size > 0
+    assert "decision-level fusion only" in (table.path / "ablations.md").read_text()
+    first, *rest = table.results.values()
+    assert all(r.split == first.split for r in rest)  # every ablation on the same split
+    assert set(ABLATIONS) >= set(names)
