@@ -18,7 +18,7 @@ from chfen.asr import stage as asr
 from chfen.config import load_settings
 from chfen.media import scenes
 from chfen.stages import Outcome, run_for_video
-from flows.runtime import report
+from flows.runtime import quiet_lightning, report
 from warehouse import Warehouse
 
 SCENES_CONCURRENCY = 1  # one decode pass saturates a core; ASR takes the other
@@ -68,6 +68,7 @@ def process_flow(
         scene_limit = threading.BoundedSemaphore(SCENES_CONCURRENCY)
     if todo_asr:
         asr_stage = asr.AsrStage(wh, settings.asr)
+        quiet_lightning()
         asr_stage.warm_up()  # once per worker, not per video
         asr_limit = threading.BoundedSemaphore(settings.asr.concurrency)
     # interleave so both kinds start early and overlap

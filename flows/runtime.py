@@ -26,9 +26,6 @@ OFFLINE_ENV = {
 
 def configure(settings: Settings) -> None:
     """Point Prefect at <data_root>/prefect (or the configured server) and go offline."""
-    # pyannote's bundled VAD checkpoint makes Lightning announce an upgrade on every load.
-    for name in ("lightning", "lightning.pytorch", "lightning_fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     # Task-level INFO lines drown the progress bar; flows still log warnings and errors.
@@ -38,6 +35,15 @@ def configure(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home))
     if settings.prefect.api_url:
         os.environ["PREFECT_API_URL"] = settings.prefect.api_url
+
+
+def quiet_lightning() -> None:
+    """pyannote's bundled VAD checkpoint makes Lightning announce an upgrade on every load.
+    Lightning sets its loggers' level when imported, so import it first, then quiet it."""
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # ---- progress ---------------------------------------------------------------------------------
