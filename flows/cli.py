@@ -383,6 +383,23 @@ def predict(
     console.print(table)
 
 
+@app.command("quality")
+def quality(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Dataset quality: key figures as tables, an HTML report with plots, or JSON."""
+    from flows import runtime
+
+    runtime.configure(state.settings)
+    from flows.quality import print_quality, quality_flow
+
+    summary = quality_flow(**_flow_args())
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    print_quality(summary, console)
+
+
 # ---- the demo site ------------------------------------------------------------------------
 
 
@@ -620,6 +637,10 @@ def run(
         print_embed_summary(summary["embed"])
     if "train" in summary:
         print_train_summary(summary["train"])
+    if "quality" in summary:
+        from flows.quality import print_quality
+
+        print_quality(summary["quality"], console)
     figures = Table(title="Dataset now")
     figures.add_column("")
     figures.add_column("", justify="right")
@@ -636,11 +657,12 @@ def run(
             f"Label Studio UI: [bold]{summary['labelstudio_url']}[/bold] "
             f"(user {settings.labelstudio.username}; `chfen labelstudio stop` stops it)"
         )
-    console.print(
-        "[yellow]Not built yet, so not run: "
-        + "; ".join(f"{k} ({v})" for k, v in summary["not_built"].items())
-        + ". No output is faked.[/yellow]"
-    )
+    if summary["not_built"]:
+        console.print(
+            "[yellow]Not built yet, so not run: "
+            + "; ".join(f"{k} ({v})" for k, v in summary["not_built"].items())
+            + ". No output is faked.[/yellow]"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 """The whole DAG as one flow of subflows: crawl → process → label push → (demo: simulated crew)
-→ label pull → embed → train (when enough new labels). Every node is incremental through the
-stage ledger, so a re-run only does new work.
+→ label pull → embed → train (when enough new labels) → quality report. Every node is
+incremental through the stage ledger, so a re-run only does new work.
 
 Nodes that are not built yet are listed in `NOT_BUILT` and reported as such, never faked.
 """
@@ -14,13 +14,12 @@ from flows.crawl import crawl_flow
 from flows.embed import embed_flow
 from flows.label import demo_annotate_flow, label_pull_flow, label_push_flow
 from flows.process import process_flow
+from flows.quality import quality_flow
 from flows.train import labeled_since_last_run, train_flow
 from labeling import server
 from warehouse import Warehouse
 
-NOT_BUILT = {
-    "quality": "quality report (issue #8)",
-}
+NOT_BUILT: dict[str, str] = {}
 
 
 def dataset_figures(wh: Warehouse) -> dict:
@@ -77,6 +76,7 @@ def pipeline_flow(
         summary["label_pull"] = label_pull_flow(**args)
     summary["embed"] = embed_flow(**args)
     summary["train"] = maybe_train(settings, config, overrides or [])
+    summary["quality"] = quality_flow(**args)
     summary["not_built"] = NOT_BUILT
     summary["dataset"] = dataset_figures(Warehouse(settings.data_path))
     return summary

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from chfen.config import DemoSiteConfig
 from chfen.demo import Catalogue, DemoSite, generate_catalogue
+
+if TYPE_CHECKING:
+    from labkit import LabelStudioServer
 
 # No model hub, no telemetry: the same environment the pipeline runs in.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,3 +62,45 @@ def demo_site(demo_catalogue: Catalogue) -> Iterator[DemoSite]:
         yield site
     finally:
         site.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# A real Label Studio server, started once per session, for tests/labeling and tests/flows.
+# Its venv is installed once and cached (LABELSTUDIO_TEST_VENV, default
+# ~/.cache/chfen/labelstudio-venv), with a migrated empty data dir beside it: the first run
+# spends 3-4 minutes on setup, later ones a few seconds. SKIP_LABELSTUDIO_TESTS=1 skips it.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    """Install (once, cached), start, and at the end stop a Label Studio server."""
+    if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
+        pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
+    from labkit import LabelStudioServer, free_port, make_settings, template_dir
+
+    from labeling import server
+
+    root = tmp_path_factory.mktemp("ls") / "data"
+    settings = make_settings(root, free_port())
+    paths = server.server_paths(settings)
+    template = template_dir(settings)
+    server.ensure_installed(settings, log=print)
+    if template.exists():
+        shutil.copytree(template, paths.data_dir)
+    else:
+        # First run on this machine: migrate an empty data dir once and keep a copy.
+        server.start(settings, log=print)
+        server.stop(settings)
+        tmp = template.with_name(template.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(paths.data_dir, tmp)
+        try:
+            tmp.rename(template)
+        except OSError:  # another run cached it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+    info = server.start(settings, log=print)
+    try:
+        yield LabelStudioServer(settings, root, info)
+    finally:
+        server.stop(settings)

@@ -5,9 +5,11 @@
   appends from many processes commit without locks of ours.
 - `query` runs DuckDB SQL over each table's current snapshot (an Arrow dataset of the live
   files), with parameters. `<table>_latest` views give one row per key for superseded rows.
-- `warehouse.duckdb` holds the same views over the live file lists for the plain duckdb shell.
-  It is rebuilt in a temporary file and renamed into place after every commit, so writers
-  never wait on a lock and a shell that has the old file open keeps working.
+- `warehouse.duckdb` holds the same views over the live file lists for the plain duckdb shell,
+  plus the quality views of `warehouse.quality`. It is rebuilt in a temporary file and renamed
+  into place after every commit, so writers never wait on a lock and a shell that has the old
+  file open keeps working; the rebuild copies `.catalog-template-<key>` (the quality views,
+  bound once per code version) and swaps in the tables' file views.
 - `version(table)` is the Delta version: a training run records it and `read(table, version)`
   gives back exactly what it read.
 
@@ -18,9 +20,11 @@ refuses to run in a forked child.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import threading
 import uuid
@@ -34,6 +38,8 @@ import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from warehouse.quality import VERSION as QUALITY_VERSION
+from warehouse.quality import create_quality_views
 from warehouse.schema import TABLES, TableSpec, spec
 from warehouse.storage import DataRoot
 
@@ -94,6 +100,38 @@ def _create_views(con: duckdb.DuckDBPyConnection, table: TableSpec, files: list[
         con.unregister("_empty")
     if table.latest_by:
         con.execute(f"CREATE VIEW {quote_ident(table.latest_view)} AS {latest_view_sql(table)}")
+
+
+def _use_files(con: duckdb.DuckDBPyConnection, files: Mapping[str, list[str]]) -> None:
+    """Replace the empty placeholder of every table that has files by a view over them."""
+    for name, table_files in files.items():
+        if table_files:
+            ident = quote_ident(name)
+            listing = ", ".join(_quote_str(f) for f in table_files)
+            con.execute(f"DROP TABLE {ident}")
+            con.execute(
+                f"CREATE VIEW {ident} AS "
+                f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+            )
+
+
+def _create_all_views(con: duckdb.DuckDBPyConnection, files: Mapping[str, list[str]]) -> None:
+    """Views of the given tables over their files, plus the quality views when every table is
+    there. The quality views are bound against empty tables of each table's schema and the
+    tables then replaced by their file views (DuckDB binds a view again when it is queried):
+    binding ~50 nested views over `read_parquet` of many files cost about a second."""
+    with_quality = set(TABLES) <= set(files)
+    for name, table_files in files.items():
+        _create_views(con, spec(name), [] if with_quality else table_files)
+    if with_quality:
+        create_quality_views(con)
+        _use_files(con, files)
+
+
+# Changes with the table schemas and the quality views: names the catalog template.
+CATALOG_TEMPLATE_KEY = hashlib.sha256(
+    "|".join([QUALITY_VERSION, *(f"{n}:{t.schema}" for n, t in TABLES.items())]).encode()
+).hexdigest()[:12]
 
 
 class Warehouse:
@@ -281,12 +319,14 @@ class Warehouse:
         """An in-memory DuckDB connection with views over the given (default: all) tables'
         current files, plus their `_latest` views: the same SQL as the catalog file."""
         con = duckdb.connect()
-        for name in tables if tables is not None else TABLES:
-            _create_views(con, spec(name), self.live_files(name)[1])
+        names = tables if tables is not None else TABLES
+        _create_all_views(con, {name: self.live_files(name)[1] for name in names})
         return con
 
     def _tables_in(self, sql: str) -> list[str]:
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
+        if any(word.startswith("quality_") for word in words):
+            return list(TABLES)
         return [
             name
             for name, tspec in TABLES.items()
@@ -319,14 +359,19 @@ class Warehouse:
         if not self.catalog_enabled:
             return None
         path = self.root.catalog_path()
+        template = self._catalog_template()
         for _ in range(10):
             snapshot = {name: self.live_files(name) for name in TABLES}
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
             try:
+                try:
+                    shutil.copyfile(template, tmp)
+                except FileNotFoundError:  # removed by a process running newer code
+                    template = self._catalog_template()
+                    shutil.copyfile(template, tmp)
                 con = duckdb.connect(str(tmp))
                 try:
-                    for name, (_, files) in snapshot.items():
-                        _create_views(con, spec(name), files)
+                    _use_files(con, {name: files for name, (_, files) in snapshot.items()})
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
@@ -336,6 +381,30 @@ class Warehouse:
                 tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
             if all(self.version(name) == v for name, (v, _) in snapshot.items()):
                 return path
+        return path
+
+    def _catalog_template(self) -> Path:
+        """A catalog with every table as an empty placeholder and the quality views bound to
+        them, built once per CATALOG_TEMPLATE_KEY: a refresh copies it and only swaps in the
+        tables' file views, instead of binding every quality view again on each commit."""
+        path = self.root.catalog_path().with_name(f".catalog-template-{CATALOG_TEMPLATE_KEY}")
+        if path.exists():
+            return path
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                _create_all_views(con, {name: [] for name in TABLES})
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        for old in path.parent.glob(".catalog-template-*"):  # templates of older code
+            if old.name != path.name and not old.name.endswith(".tmp"):
+                old.unlink(missing_ok=True)
         return path
 
     # ---- the stage ledger --------------------------------------------------------------------

@@ -266,6 +266,22 @@ EMBEDDINGS = _spec(
     key=("video_id", "modality", "encoder_key", "grid_idx"),
 )
 
+KEYFRAME_HASHES = _spec(
+    "keyframe_hashes",
+    [
+        _f("video_id", pa.string()),
+        _f("scene_idx", pa.int32()),
+        # 64-bit perceptual hash of the scene's keyframe, as a signed int64 (Delta has no
+        # unsigned type); null when the frame is flat or unreadable (it matches nothing).
+        _f("phash", pa.int64()),
+        _f("algorithm", pa.string()),  # e.g. "dct-phash-64/1"; a new one means new hashes
+        _f("created_at", TS, False),
+    ],
+    key=("video_id", "scene_idx"),
+    latest_by="created_at",
+    description="Perceptual hashes of scene keyframes, for near-duplicate videos.",
+)
+
 TRAINING_RUNS = _spec(
     "training_runs",
     [
@@ -308,6 +324,7 @@ TABLES: dict[str, TableSpec] = {
         STAGE_RUNS,
         FAILURES,
         SCENES,
+        KEYFRAME_HASHES,
         TRANSCRIPT_SEGMENTS,
         TRANSCRIPT_WORDS,
         LABEL_TASKS,

@@ -72,6 +72,8 @@ def test_pipeline_end_to_end_and_incremental(
     assert sum(second["simulation"]["created"].values()) == 0
     assert second["label_pull"]["new"] == 0 and second["label_pull"]["updated"] == 0
     assert second["embed"]["done"] == 0 and second["embed"]["vectors"] == {}
+    assert "skipped" in first["train"]  # 8 labeled videos: fewer than train_min_labeled
+    assert Path(first["quality"]["report_html"]).is_file()
     assert second["dataset"] == first["dataset"]
 
     wh = Warehouse(root)

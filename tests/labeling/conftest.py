@@ -1,4 +1,5 @@
-"""A real Label Studio server for the labeling tests, started once per test session.
+"""Fixtures of the labeling tests. The real Label Studio server (`ls_server`, started once
+per test session) lives in tests/conftest.py, so tests/flows can use it too.
 
 The server's venv is installed once and reused across runs: `LABELSTUDIO_TEST_VENV`,
 default `~/.cache/chfen/labelstudio-venv`. A freshly migrated, empty data dir is cached beside
@@ -12,49 +13,15 @@ Set SKIP_LABELSTUDIO_TESTS=1 to skip the server tests.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from label_studio_sdk import LabelStudio
-from labkit import Lab, LabelStudioServer, free_port, make_settings, slug, template_dir
+from labkit import Lab, LabelStudioServer, slug
 
-from labeling import server
 from labeling.project import connect
 from warehouse import Warehouse
-
-
-@pytest.fixture(scope="session")
-def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
-    """Install (once, cached), start, and at the end stop a Label Studio server."""
-    if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
-        pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
-    root = tmp_path_factory.mktemp("ls") / "data"
-    settings = make_settings(root, free_port())
-    paths = server.server_paths(settings)
-    template = template_dir(settings)
-    server.ensure_installed(settings, log=print)
-    if template.exists():
-        shutil.copytree(template, paths.data_dir)
-    else:
-        # First run on this machine: migrate an empty data dir once and keep a copy.
-        server.start(settings, log=print)
-        server.stop(settings)
-        tmp = template.with_name(template.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(paths.data_dir, tmp)
-        try:
-            tmp.rename(template)
-        except OSError:  # another run cached it meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
-    info = server.start(settings, log=print)
-    try:
-        yield LabelStudioServer(settings, root, info)
-    finally:
-        server.stop(settings)
 
 
 @pytest.fixture(scope="session")
