@@ -446,7 +446,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
                 height=0.4, label="agrees with others' majority", color="#f39c3d")  # fmt: skip
         ax.set_yticks(y, names)
         ax.set_xlim(0, 1)
-        ax.set_title("Annotators, lowest ranked at the bottom")
+        ax.set_title("Annotators, lowest ranked at the top")
         ax.legend(loc="lower right", fontsize=8)
         save("annotators.png", f)
 

@@ -644,10 +644,11 @@ OBJECTS: tuple[QualityObject, ...] = (
         "Current perceptual hashes: of the newest scenes of good videos, not older than "
         "their scene row.",
         """
-        WITH h AS (
-            SELECT video_id, scene_idx,
-                   unnest(arg_max(struct_pack(phash, algorithm, created_at), created_at))
-            FROM keyframe_hashes GROUP BY video_id, scene_idx)
+        WITH h AS (  -- the newest hash per keyframe (count(*) = 1: see quality_annotations)
+            SELECT video_id, scene_idx, phash, algorithm, created_at FROM keyframe_hashes
+            QUALIFY count(*) OVER (PARTITION BY video_id, scene_idx) = 1
+                 OR row_number() OVER (
+                        PARTITION BY video_id, scene_idx ORDER BY created_at DESC) = 1)
         SELECT h.video_id, h.scene_idx, h.phash, h.algorithm
         FROM h
         JOIN quality_scenes s ON s.video_id = h.video_id AND s.scene_idx = h.scene_idx
