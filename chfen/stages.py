@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,24 @@ class StageResult:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     note: str | None = None  # e.g. "no audio track": done, but worth knowing
+
+
+def video_row(wh: Warehouse, video_id: str, stage: str, columns: Sequence[str]) -> dict[str, Any]:
+    """A crawled video's current `videos` row (these columns and its status), or a StageError
+    saying what to do: crawl it first, or re-crawl it when its status is not ok."""
+    cols = ", ".join(dict.fromkeys([*columns, "status"]))
+    rows = wh.rows(f"SELECT {cols} FROM videos_latest WHERE video_id = ?", [video_id])
+    if not rows:
+        raise StageError(
+            video_id, stage, f"no row in `videos`: crawl the video before the {stage} stage",
+            "internal",
+        )  # fmt: skip
+    if rows[0]["status"] != "ok":
+        raise StageError(
+            video_id, stage, f"the video's status is {rows[0]['status']!r}; re-crawl it",
+            "corrupt",
+        )  # fmt: skip
+    return rows[0]
 
 
 class Timer:

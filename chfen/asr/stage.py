@@ -13,7 +13,7 @@ from typing import Any
 
 from chfen.asr.transcribe import AsrSetupError, AudioError, Transcriber, Transcript, load_audio
 from chfen.config import AsrConfig
-from chfen.stages import StageError, StageResult
+from chfen.stages import StageError, StageResult, video_row
 from warehouse import Warehouse
 
 STAGE = "asr"
@@ -44,21 +44,8 @@ class AsrStage:
         self.transcriber.warm_up()
 
     def _video_row(self, video_id: str) -> dict[str, Any]:
-        rows = self.wh.rows(
-            "SELECT has_audio, audio_path, status FROM videos_latest WHERE video_id = ?",
-            [video_id],
-        )
-        if not rows:
-            raise StageError(
-                video_id, STAGE, "no row in `videos`: crawl the video before transcribing it",
-                "internal",
-            )  # fmt: skip
-        if rows[0]["status"] != "ok":
-            raise StageError(
-                video_id, STAGE, f"the video's status is {rows[0]['status']!r}; re-crawl it",
-                "corrupt",
-            )  # fmt: skip
-        return rows[0]
+        row = video_row(self.wh, video_id, STAGE, ("has_audio", "audio_path"))
+        return row
 
     def __call__(self, video_id: str) -> StageResult:
         row = self._video_row(video_id)

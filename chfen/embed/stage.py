@@ -46,7 +46,7 @@ from chfen.embed.sources import EncoderLoadError, ModelSource
 from chfen.embed.text import TextEncoder
 from chfen.media.scenes import STILLS_DIR, STILLS_INDEX
 from chfen.modalities import GLOBAL_INDEX
-from chfen.stages import StageError, StageResult, Timer
+from chfen.stages import StageError, StageResult, Timer, video_row
 from warehouse import Warehouse
 
 DTYPE = "float16"
@@ -188,22 +188,13 @@ class EmbedStage:
     # ---- what is already there -----------------------------------------------------------
 
     def _video_row(self, video_id: str) -> dict[str, Any]:
-        rows = self.wh.rows(
-            "SELECT title, description, duration_s, has_audio, audio_path, status "
-            "FROM videos_latest WHERE video_id = ?",
-            [video_id],
+        row = video_row(
+            self.wh,
+            video_id,
+            STAGE,
+            ("title", "description", "duration_s", "has_audio", "audio_path"),
         )
-        if not rows:
-            raise StageError(
-                video_id, STAGE, "no row in `videos`: crawl the video before embedding it",
-                "internal",
-            )  # fmt: skip
-        if rows[0]["status"] != "ok":
-            raise StageError(
-                video_id, STAGE, f"the video's status is {rows[0]['status']!r}; re-crawl it",
-                "corrupt",
-            )  # fmt: skip
-        return rows[0]
+        return row
 
     def _state(self, video_id: str) -> _VideoState:
         con = self.wh.connect(["embeddings", "stage_runs", "transcript_words"])

@@ -46,7 +46,7 @@ from scenedetect.detectors import (
 from scenedetect.scene_manager import compute_downscale_factor
 
 from chfen.config import ScenesConfig
-from chfen.stages import StageError, StageResult
+from chfen.stages import StageError, StageResult, video_row
 from warehouse import Warehouse
 
 STAGE = "scenes"
@@ -512,23 +512,9 @@ class ScenesStage:
         self.media_root = wh.root.media_dir()
 
     def _video_row(self, video_id: str) -> dict[str, Any]:
-        rows = self.wh.rows(
-            "SELECT media_path, duration_s, status FROM videos_latest WHERE video_id = ?",
-            [video_id],
-        )
-        if not rows:
-            raise StageError(
-                video_id, STAGE, "no row in `videos`: crawl the video before detecting scenes",
-                "internal",
-            )  # fmt: skip
-        row = rows[0]
-        if row["status"] != "ok" or not row["media_path"]:
-            raise StageError(
-                video_id, STAGE,
-                f"the video's status is {row['status']!r} with media_path "
-                f"{row['media_path']!r}; re-crawl it",
-                "corrupt",
-            )  # fmt: skip
+        row = video_row(self.wh, video_id, STAGE, ("media_path", "duration_s"))
+        if not row["media_path"]:
+            raise StageError(video_id, STAGE, "the video has no media_path; re-crawl it", "corrupt")
         return row
 
     def __call__(self, video_id: str) -> StageResult:
