@@ -51,6 +51,10 @@ train_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(train_app, name="train")
+prefect_app = typer.Typer(
+    help="The local Prefect server (UI and API) for this data root.", no_args_is_help=True
+)
+app.add_typer(prefect_app, name="prefect")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -593,6 +597,105 @@ def demo_annotate(
     _print_dict(
         "Simulated annotation", _run_flow("label", "demo_annotate_flow", annotators=annotators)
     )
+
+
+# ---- Prefect server and deployments -------------------------------------------------------
+
+
+def _prefect_server(action: str) -> None:
+    from flows import server
+
+    settings = state.settings
+    try:
+        if action == "start":
+            st = server.start(settings, log=console.print)
+            what = "started" if st.started else "already running"
+            console.print(f"Prefect server {what}: UI {st.url}  API {st.api_url} (pid {st.pid})")
+            console.print(f"  data {st.home}\n  log  {st.log_file}")
+        elif action == "stop":
+            stopped = server.stop(settings)
+            console.print("Prefect server stopped" if stopped else "Prefect server was not running")
+        else:
+            st = server.status(settings)
+            word = (
+                "healthy" if st.healthy else "running, not answering" if st.running else "stopped"
+            )
+            console.print(
+                f"Prefect server: {word} at {st.url}" + (f" (pid {st.pid})" if st.pid else "")
+            )
+            console.print(f"  data {st.home}\n  log  {st.log_file}")
+            if st.running and not st.healthy:
+                raise typer.Exit(1)
+    except server.PrefectServerError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@prefect_app.command("start")
+def prefect_start() -> None:
+    """Start the local Prefect server on 127.0.0.1 (data under <data_root>/prefect)."""
+    _prefect_server("start")
+
+
+@prefect_app.command("stop")
+def prefect_stop() -> None:
+    """Stop the local Prefect server."""
+    _prefect_server("stop")
+
+
+@prefect_app.command("status")
+def prefect_status() -> None:
+    """Is the local Prefect server running and healthy?"""
+    _prefect_server("status")
+
+
+@app.command("serve")
+def serve(
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Flow runs at once (default: no limit).")
+    ] = None,
+) -> None:
+    """Register and serve the deployments (ingest on a cron, label sync, embed, train with its
+    TrainConfig form, retraining on new agreed labels) until Ctrl-C.
+
+    Uses prefect.api_url or $PREFECT_API_URL; otherwise starts this data root's local server.
+    """
+    from flows import runtime, server
+
+    settings = state.settings
+    runtime.configure(settings)
+    if runtime.api_url() is None:
+        try:
+            st = server.start(settings, log=console.print)
+        except server.PrefectServerError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        import os
+
+        os.environ["PREFECT_API_URL"] = st.api_url
+    api = runtime.api_url() or ""
+    from chfen.config import default_config_path
+    from flows.deployments import serve as serve_deployments
+
+    # Pinned as an absolute path: served runs may start in another working folder.
+    config = str((state.config or default_config_path()).resolve())
+    overrides = list(state.overrides)
+    ui = api.removesuffix("/api")
+    table = Table(title=f"Serving deployments against {api}")
+    for col in ("deployment", "schedule / trigger"):
+        table.add_column(col)
+    p = settings.prefect
+    table.add_row("ingest/ingest", f"cron {p.crawl_cron}")
+    table.add_row("label_sync/label-sync", f"every {p.label_sync_minutes} min")
+    table.add_row("embed/embed", "on demand")
+    table.add_row(
+        "train/train",
+        "on demand (TrainConfig form); automation: "
+        f">= {p.retrain_min_new_labels} new agreed labels",
+    )
+    console.print(table)
+    console.print(f"Prefect UI: [bold]{ui}[/bold]  (Ctrl-C stops serving)")
+    serve_deployments(settings, config, overrides, limit=limit)
 
 
 # ---- run: the main job -------------------------------------------------------------------

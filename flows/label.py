@@ -6,15 +6,45 @@ The work is in `labeling/`; these are thin Prefect wrappers.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict
+
 from prefect import flow, get_run_logger
 
 from chfen.config import Settings, load_settings
 from flows.runtime import report
+from flows.train import new_agreed_labels
 from labeling.agreement import project_agreement
 from labeling.pull import pull_annotations
 from labeling.push import push_tasks
 from labeling.simulate import simulate_annotations
 from warehouse import Warehouse
+
+# Events `label_pull` emits (the served `train` deployment's trigger listens for READY).
+LABELS_PULLED = "chfen.labels.pulled"
+LABELS_READY = "chfen.labels.ready-to-train"
+
+
+def data_root_resource(settings: Settings) -> dict[str, str]:
+    """The Prefect event resource standing for one data root (its dataset)."""
+    root = str(settings.data_path)
+    digest = hashlib.sha1(root.encode()).hexdigest()[:16]
+    return {"prefect.resource.id": f"chfen.data-root.{digest}", "prefect.resource.name": root}
+
+
+def announce_labels(settings: Settings, wh: Warehouse) -> dict:
+    """Emit LABELS_PULLED with the agreed-label counts, and LABELS_READY when at least
+    `prefect.retrain_min_new_labels` agreed labels arrived since the last training run (before
+    the first run: `prefect.train_min_labeled`). Returns the payload."""
+    from prefect.events import emit_event
+
+    counts = new_agreed_labels(settings, wh)
+    payload = {**asdict(counts), "enough": counts.enough}
+    resource = data_root_resource(settings)
+    emit_event(LABELS_PULLED, resource=resource, payload=payload)
+    if counts.enough:
+        emit_event(LABELS_READY, resource=resource, payload=payload)
+    return payload
 
 
 @flow(name="label_push")
@@ -49,13 +79,21 @@ def label_push_flow(config: str | None = None, overrides: list[str] | None = Non
 
 @flow(name="label_pull")
 def label_pull_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
-    """Pull new, changed and deleted annotations; report agreement."""
+    """Pull new, changed and deleted annotations; report agreement; announce new agreed labels
+    (the event that starts retraining when `chfen serve` runs)."""
     logger = get_run_logger()
     settings, _ = load_settings(config, overrides or [])
     wh = Warehouse(settings.data_path)
     result = pull_annotations(settings, wh, say=logger.info)
     wh.refresh_catalog()
     agreement = project_agreement(wh, result.project_id)
+    labels = announce_labels(settings, wh)
+    if labels["enough"]:
+        logger.info(
+            "%d new agreed label(s) since the last training run: emitted %s",
+            labels["new"],
+            LABELS_READY,
+        )
     return {
         "project_id": result.project_id,
         "exported": result.exported,
@@ -76,6 +114,9 @@ def label_pull_flow(config: str | None = None, overrides: list[str] | None = Non
             for a in agreement.annotators
         ],
         "warnings": result.warnings,
+        "agreed_labels": labels["agreed"],
+        "new_agreed_labels": labels["new"],
+        "retrain_due": labels["enough"],
     }
 
 

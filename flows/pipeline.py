@@ -15,7 +15,7 @@ from flows.embed import embed_flow
 from flows.label import demo_annotate_flow, label_pull_flow, label_push_flow
 from flows.process import process_flow
 from flows.quality import quality_flow
-from flows.train import labeled_since_last_run, train_flow
+from flows.train import new_agreed_labels, train_flow
 from labeling import server
 from warehouse import Warehouse
 
@@ -42,15 +42,12 @@ def dataset_figures(wh: Warehouse) -> dict:
 
 def maybe_train(settings, config: str | None, overrides: list[str]) -> dict:
     """Train when there is enough new signal: a first run once `prefect.train_min_labeled`
-    videos are labeled, later runs after `prefect.retrain_min_new_labels` newly labeled ones."""
-    labeled, new, trained = labeled_since_last_run(Warehouse(settings.data_path))
-    need = (
-        settings.prefect.retrain_min_new_labels if trained else settings.prefect.train_min_labeled
-    )
-    have = new if trained else labeled
-    if have < need:
-        what = "newly labeled videos since the last run" if trained else "labeled videos"
-        return {"skipped": f"{have} {what}; training waits for {need}"}
+    videos have agreed labels, later runs after `prefect.retrain_min_new_labels` agreed labels
+    the latest model has not trained on (the same rule as the served automation)."""
+    counts = new_agreed_labels(settings, Warehouse(settings.data_path))
+    if not counts.enough:
+        what = "new agreed labels since the last run" if counts.trained else "agreed labels"
+        return {"skipped": f"{counts.new} {what}; training waits for {counts.need}"}
     return train_flow(settings_file=config, overrides=overrides)
 
 

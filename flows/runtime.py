@@ -25,7 +25,8 @@ OFFLINE_ENV = {
 
 
 def configure(settings: Settings) -> None:
-    """Point Prefect at <data_root>/prefect (or the configured server) and go offline."""
+    """Point Prefect at <data_root>/prefect (or the configured server, or this data root's
+    running local server) and go offline."""
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     # Task-level INFO lines drown the progress bar; flows still log warnings and errors.
@@ -35,6 +36,18 @@ def configure(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home))
     if settings.prefect.api_url:
         os.environ["PREFECT_API_URL"] = settings.prefect.api_url
+    elif "PREFECT_API_URL" not in os.environ:
+        # `chfen prefect start` runs this data root's server: use it (the UI then shows the
+        # run) rather than an embedded server on the same database file.
+        from flows import server
+
+        if server.running_pid(settings) is not None and server.healthy(settings, 1.0):
+            os.environ["PREFECT_API_URL"] = server.base_url(settings) + "/api"
+
+
+def api_url() -> str | None:
+    """The Prefect API this process uses (None: an embedded, ephemeral one)."""
+    return os.environ.get("PREFECT_API_URL") or None
 
 
 def quiet_lightning() -> None:

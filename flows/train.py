@@ -4,31 +4,79 @@ videos (the pre-annotations Label Studio receives)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import flow, get_run_logger
 
-from chfen.config import TrainConfig, load_settings
+from chfen.config import Settings, TrainConfig, load_settings
 from flows.runtime import report
 from warehouse import Warehouse
 
 
-def labeled_since_last_run(wh: Warehouse) -> tuple[int, int, bool]:
-    """(videos with an emotion vote, of them new since the last finished run, any run yet?)."""
-    rows = wh.rows(
-        """
-        WITH last AS (SELECT max(started_at) AS t FROM training_runs_latest
-                      WHERE status = 'done'),
-             voted AS (SELECT video_id, min(updated_at) AS first_vote FROM annotations_latest
-                       WHERE choice IS NOT NULL AND NOT coalesce(deleted, false)
-                         AND NOT coalesce(was_cancelled, false)
-                       GROUP BY video_id)
-        SELECT count(*) AS labeled,
-               count(*) FILTER (WHERE (SELECT t FROM last) IS NULL
-                                   OR first_vote > (SELECT t FROM last)) AS new,
-               (SELECT t FROM last) IS NOT NULL AS trained
-        FROM voted
-        """
-    )[0]
-    return rows["labeled"], rows["new"], bool(rows["trained"])
+@dataclass(frozen=True)
+class LabelCounts:
+    """Agreed labels now and how many of them the latest finished training run has not seen."""
+
+    agreed: int  # videos whose votes pass the training filters (train.min_votes/min_agreement)
+    new: int  # of them, not in the latest finished run's train/val/test split
+    trained: bool  # is there a finished run at all?
+    need: int  # new agreed labels a (re)training waits for
+
+    @property
+    def enough(self) -> bool:
+        return self.new >= self.need
+
+
+def new_agreed_labels(settings: Settings, wh: Warehouse) -> LabelCounts:
+    """Count agreed labels the model has not trained on, with the training run's own filters.
+
+    Before the first run every agreed label is new and training waits for
+    `prefect.train_min_labeled` of them; later runs wait for `prefect.retrain_min_new_labels`.
+    """
+    from chfen.train.data import soft_target  # the training filters themselves (imports torch)
+    from labeling.agreement import votes_from_rows
+
+    cfg = settings.train
+    votes = votes_from_rows(
+        wh.rows(
+            "SELECT video_id, annotator, choice, deleted, was_cancelled, updated_at "
+            "FROM annotations_latest"
+        )
+    )
+    agreed = {
+        video_id
+        for video_id, by in votes.items()
+        if not isinstance(
+            soft_target(
+                by.values(),
+                min_votes=cfg.min_votes,
+                min_agreement=cfg.min_agreement,
+                no_emotion=cfg.no_emotion,
+            ),
+            str,
+        )
+    }
+    last = wh.rows(
+        "SELECT run_id FROM training_runs_latest WHERE status = 'done' "
+        "ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1"
+    )
+    seen: set[str] = set()
+    if last:
+        seen = {
+            r["video_id"]
+            for r in wh.rows(
+                "SELECT DISTINCT video_id FROM predictions "
+                "WHERE run_id = ? AND split <> 'unlabeled'",
+                [last[0]["run_id"]],
+            )
+        }
+    p = settings.prefect
+    return LabelCounts(
+        agreed=len(agreed),
+        new=len(agreed - seen),
+        trained=bool(last),
+        need=p.retrain_min_new_labels if last else p.train_min_labeled,
+    )
 
 
 @flow(name="train")

@@ -16,19 +16,17 @@ the project's storage is `<data_root>/media`: only files below the media folder 
 
 from __future__ import annotations
 
-import fcntl
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from chfen import procs
 from chfen.config import LabelStudioConfig, Settings
 
 PACKAGE = "label-studio"
@@ -133,18 +131,6 @@ def installed_version(settings: Settings) -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (two `chfen` commands installing at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_installed(settings: Settings, log: Callable[[str], None] | None = None) -> Path:
     """Install label-studio==<labelstudio.version> into its own venv unless it is there.
 
@@ -154,7 +140,7 @@ def ensure_installed(settings: Settings, log: Callable[[str], None] | None = Non
     paths = server_paths(settings)
     wanted = settings.labelstudio.version
     say = log or (lambda _msg: None)
-    with _file_lock(paths.venv.parent / f".{paths.venv.name}.install.lock"):
+    with procs.file_lock(paths.venv.parent / f".{paths.venv.name}.install.lock"):
         found = installed_version(settings)
         if found == wanted:
             return paths.venv
@@ -255,28 +241,15 @@ def server_command(settings: Settings) -> list[str]:
 
 
 def _read_pid(paths: ServerPaths) -> int | None:
-    try:
-        return int(paths.pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
+    return procs.read_pid(paths.pid_file)
+
+
+_MARKERS = (b"label-studio", b"label_studio")
 
 
 def _alive(pid: int) -> bool:
-    """True when `pid` is a live (non-zombie) process that looks like our server."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        return b"label-studio" in cmdline or b"label_studio" in cmdline
-    except OSError:
-        return True  # no /proc (macOS): trust the signal probe
+    """True when `pid` is a live process that looks like our server."""
+    return procs.alive(pid, _MARKERS)
 
 
 def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
@@ -289,12 +262,7 @@ def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
 
 def log_tail(settings: Settings, lines: int = 30) -> str:
     """The last lines of the server log (for error messages)."""
-    log_file = server_paths(settings).log_file
-    try:
-        text = log_file.read_text(errors="replace")
-    except FileNotFoundError:
-        return f"(no log at {log_file})"
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    return procs.log_tail(server_paths(settings).log_file, lines)
 
 
 def status(settings: Settings) -> ServerStatus:
@@ -333,7 +301,7 @@ def start(
     ensure_installed(settings, log=say)
     version = ls.version
 
-    with _file_lock(paths.root / ".server.lock"):
+    with procs.file_lock(paths.root / ".server.lock"):
         pid = _read_pid(paths)
         if pid is not None and _alive(pid):
             if _wait_healthy(settings, pid, timeout_s):
@@ -414,24 +382,7 @@ def _wait_healthy(
 
 
 def _terminate(pid: int, timeout_s: float = 30.0) -> None:
-    """SIGTERM the server's process group, then SIGKILL what is left after `timeout_s`."""
-    for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                # Reap it when it is our child, so it does not linger as a zombie.
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            if not _alive(pid):
-                return
-            time.sleep(0.2)
+    procs.terminate(pid, _MARKERS, timeout_s)
 
 
 def stop(settings: Settings, timeout_s: float = 30.0) -> bool:

@@ -1,0 +1,125 @@
+"""What `chfen serve` registers and serves against a Prefect server (local or remote):
+
+    ingest       crawl → process → embed, on `prefect.crawl_cron`
+    label-sync   label push → label pull (announces new agreed labels) → quality snapshot,
+                 every `prefect.label_sync_minutes`
+    embed        embeddings for processed videos (on demand)
+    train        `train(config: TrainConfig)`: a form in the UI's custom run; also started by
+                 an automation when `label_pull` emits `chfen.labels.ready-to-train` for this
+                 data root (at least `prefect.retrain_min_new_labels` new agreed labels)
+
+Every deployment gets the settings file and the overrides `chfen serve` ran with (the data root
+pinned as an absolute path), so a run started from the UI works on the same data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.events import DeploymentEventTrigger
+
+from chfen.config import Settings
+from flows.crawl import crawl_flow
+from flows.embed import embed_flow
+from flows.label import LABELS_READY, data_root_resource, label_pull_flow, label_push_flow
+from flows.process import process_flow
+from flows.quality import quality_flow
+from flows.train import train_flow
+
+TAGS = ["chfen"]
+
+
+@flow(name="ingest")
+def ingest_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Crawl the configured sources, then scenes and speech, then embeddings for new videos."""
+    args = {"config": config, "overrides": overrides or []}
+    return {
+        "crawl": crawl_flow(**args),
+        "process": process_flow(**args),
+        "embed": embed_flow(**args),
+    }
+
+
+@flow(name="label_sync")
+def label_sync_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Push new tasks, pull annotations (which announces new agreed labels), then refresh the
+    quality report so its snapshot shows the new votes."""
+    args = {"config": config, "overrides": overrides or []}
+    push = label_push_flow(**args)
+    pull = label_pull_flow(**args)
+    quality = quality_flow(**args)
+    get_run_logger().info(
+        "label sync: %s pushed, %s new annotation(s), quality report %s",
+        push["pushed"],
+        pull["new"],
+        quality["report_html"],
+    )
+    return {
+        "label_push": push,
+        "label_pull": pull,
+        "quality": {"report_html": quality["report_html"], "problems": quality["problems"]},
+    }
+
+
+def served_args(settings: Settings, config: str | None, overrides: list[str]) -> dict[str, Any]:
+    """The parameters every deployment gets: the settings file as an absolute path and the
+    overrides with the data root pinned (a served run's working folder may differ)."""
+    pinned = [o for o in overrides if not o.startswith("data_root=")]
+    pinned.append(f"data_root={settings.data_path}")
+    return {"config": config, "overrides": pinned}
+
+
+def build_deployments(settings: Settings, config: str | None, overrides: list[str]) -> list[Any]:
+    """The RunnerDeployments `chfen serve` serves (module docstring)."""
+    args = served_args(settings, config, overrides)
+    p = settings.prefect
+    ingest = ingest_flow.to_deployment(
+        "ingest",
+        cron=p.crawl_cron,
+        parameters=args,
+        tags=TAGS,
+        description="Crawl → process → embed, on prefect.crawl_cron.",
+    )
+    sync = label_sync_flow.to_deployment(
+        "label-sync",
+        interval=dt.timedelta(minutes=p.label_sync_minutes),
+        parameters=args,
+        tags=TAGS,
+        description="Label Studio push → pull → quality snapshot, every "
+        f"{p.label_sync_minutes} minutes.",
+    )
+    embed = embed_flow.to_deployment(
+        "embed", parameters=args, tags=TAGS, description="Embeddings for processed videos."
+    )
+    train_args = {
+        "config": settings.train.model_dump(mode="json"),
+        "settings_file": args["config"],
+        "overrides": args["overrides"],
+    }
+    train = train_flow.to_deployment(
+        "train",
+        parameters=train_args,
+        tags=TAGS,
+        description="Train CHFEN; edit the TrainConfig form in a custom run. Started "
+        f"automatically on {LABELS_READY} for {settings.data_path}.",
+        triggers=[
+            DeploymentEventTrigger(
+                name="retrain on new agreed labels",
+                expect={LABELS_READY},
+                match={"prefect.resource.id": data_root_resource(settings)["prefect.resource.id"]},
+            )
+        ],
+    )
+    return [ingest, sync, embed, train]
+
+
+def serve(
+    settings: Settings, config: str | None, overrides: list[str], limit: int | None = None
+) -> None:
+    """Register the deployments and serve them until interrupted (runs execute in subprocesses
+    of this process)."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(settings, config, overrides), limit=limit)
