@@ -19,6 +19,7 @@ declare -A APT_FOR=(
   [ffprobe]=ffmpeg
   [espeak-ng]=espeak-ng
   [chromium]=chromium        # headless screenshots of the Label Studio UI in the tests
+  [docker-compose]=docker-compose  # `docker-compose config` checks docker-compose.yml in the tests
 )
 missing=()
 for cmd in "${!APT_FOR[@]}"; do
