@@ -99,6 +99,9 @@ class ScenesConfig(_Section):
     downscale: int | None = Field(None, ge=1, description="None = PySceneDetect's auto downscale.")
     stills_per_second: float = Field(1.0, gt=0, description="Stills kept for the embed stage.")
     jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of keyframes and stills.")
+    concurrency: int = Field(
+        1, ge=1, description="Videos decoded at once (one decode pass fills a core)."
+    )
     min_decoded_fraction: float = Field(
         0.9,
         ge=0,

@@ -1,4 +1,5 @@
-"""The `crawl` flow: discover candidates per source, then one task per video, a few at a time.
+"""The `crawl` flow: discover candidates per source, then one task per video, a few at a time
+(`crawl.concurrency`), where `prefect.task_runner` says (flows/scaleout.py).
 
 One bad video never fails the flow: each task returns an Outcome, failures are recorded in
 the warehouse by the stage itself.
@@ -7,7 +8,6 @@ the warehouse by the stage itself.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections import Counter
 from collections.abc import Iterator
 
@@ -16,7 +16,9 @@ from prefect.cache_policies import NO_CACHE
 
 from chfen.config import Settings, SourceConfig, load_settings
 from chfen.crawl import Candidate, Crawler
+from chfen.crawl.crawler import STAGE
 from chfen.stages import Outcome, StageError
+from flows import scaleout
 from flows.runtime import report
 from warehouse import Warehouse
 
@@ -48,12 +50,19 @@ def discover(crawler: Crawler, source: SourceConfig) -> list[Candidate]:
     return crawler.discover(source)
 
 
+def worker_crawler(payload: str) -> Crawler:
+    """This process's Crawler for these settings."""
+    return scaleout.cached(
+        ("crawler", payload),
+        lambda: Crawler(scaleout.worker_settings(payload).crawl, scaleout.warehouse(payload)),
+    )
+
+
 @task(name="crawl-video", cache_policy=NO_CACHE)
-def crawl_video(crawler: Crawler, candidate: Candidate, limit: threading.Semaphore) -> Outcome:
-    with limit:  # crawl.concurrency downloads at once, whatever the task runner's pool size
-        outcome = crawler.crawl(candidate)
-    report("crawl:done", outcome)
-    return outcome
+def crawl_video(settings: str, candidate: Candidate) -> Outcome:
+    """One candidate to a verified video or a recorded failure; `settings` is the flow's
+    `scaleout.settings_payload`."""
+    return worker_crawler(settings).crawl(candidate)
 
 
 def summarize(outcomes: list[Outcome], source_errors: list[str]) -> dict:
@@ -81,7 +90,8 @@ def crawl_flow(
     logger = get_run_logger()
     settings, _ = load_settings(config, overrides or [])
     wh = Warehouse(settings.data_path)
-    crawler = Crawler(settings.crawl, wh)
+    payload = scaleout.settings_payload(settings)
+    crawler = worker_crawler(payload)  # with the thread runner, the one the tasks use
     stale = crawler.remove_stale_partials()
     if stale:
         logger.info("removed %d partial download(s) left by an interrupted crawl", stale)
@@ -98,9 +108,15 @@ def crawl_flow(
             logger.info("source %s: %d new candidate(s)", src.name, len(found))
             candidates.extend(found)
         report("crawl:total", len(candidates))
-        limit = threading.BoundedSemaphore(settings.crawl.concurrency)
-        futures = [crawl_video.submit(crawler, c, limit) for c in candidates]
-        outcomes = [f.result() for f in futures]
+        outcomes: list[Outcome] = []
+        if candidates:
+            jobs = [(crawl_video, {"settings": payload, "candidate": c}) for c in candidates]
+            # crawl.concurrency downloads at once, whatever the runner's threads or processes
+            with scaleout.task_runner(settings, max_workers=settings.crawl.concurrency) as runner:
+                outcomes = scaleout.run_bounded(
+                    runner, {STAGE: jobs}, {STAGE: settings.crawl.concurrency},
+                    on_done=lambda _, o: report("crawl:done", o),
+                )[STAGE]  # fmt: skip
     wh.refresh_catalog()
     summary = summarize(outcomes, source_errors)
     logger.info(

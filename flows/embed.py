@@ -2,6 +2,10 @@
 
 The stage's version hashes every encoder setting, so changing an encoder makes videos pending
 again, and the stage itself recomputes only the modalities whose encoder changed.
+
+With the thread runner videos are embedded one at a time (the encoders use both cores); with
+Dask (flows/scaleout.py) every worker process embeds its own videos with its own encoders,
+loaded once per process.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from prefect.cache_policies import NO_CACHE
 
 from chfen.asr import stage as asr
 from chfen.config import load_settings
+from chfen.embed.keys import STAGE
 from chfen.embed.stage import EmbedResult, EmbedStage
 from chfen.media import scenes
 from chfen.stages import Outcome, run_for_video
+from flows import scaleout
 from flows.runtime import report
 from warehouse import Warehouse
 
@@ -37,16 +43,28 @@ def ready_for_embed(wh: Warehouse, version: str, retry_failed: bool = False) -> 
     return [v for v in pending if v in ready]
 
 
+def embed_stage(payload: str) -> EmbedStage:
+    """This process's EmbedStage for these settings, its encoders loaded."""
+
+    def build() -> EmbedStage:
+        stage = EmbedStage(scaleout.warehouse(payload), scaleout.worker_settings(payload).embed)
+        stage.warm_up()  # once per process, not per video
+        return stage
+
+    return scaleout.cached(("embed", payload), build)
+
+
 @task(name="embed-video", cache_policy=NO_CACHE, task_run_name="embed {video_id}")
-def embed_video(wh: Warehouse, stage: EmbedStage, video_id: str) -> tuple[Outcome, dict]:
+def embed_video(settings: str, video_id: str) -> tuple[Outcome, dict]:
+    """Embed one video; `settings` is the flow's `scaleout.settings_payload`."""
+    stage = embed_stage(settings)
     results: dict[str, EmbedResult] = {}
 
     def work(vid: str) -> EmbedResult:
         results[vid] = stage(vid)
         return results[vid]
 
-    outcome = run_for_video(wh, stage.name, stage.version, video_id, work)
-    report("embed:done", outcome)
+    outcome = run_for_video(stage.wh, stage.name, stage.version, video_id, work)
     res = results.get(video_id)
     return outcome, (res.vectors if res else {})
 
@@ -58,27 +76,38 @@ def embed_flow(
     limit: int | None = None,
     retry_failed: bool = False,
 ) -> dict:
-    """Embed every ready video (one at a time: the encoders use both cores)."""
+    """Embed every ready video."""
     logger = get_run_logger()
     settings, _ = load_settings(config, overrides or [])
     wh = Warehouse(settings.data_path)
-    stage = EmbedStage(wh, settings.embed)
-    todo = ready_for_embed(wh, stage.version, retry_failed)[:limit]
+    payload = scaleout.settings_payload(settings)
+    version = EmbedStage(wh, settings.embed).version
+    todo = ready_for_embed(wh, version, retry_failed)[:limit]
     report("embed:total", len(todo))
-    logger.info("embed %s: %d video(s) ready", stage.version, len(todo))
+    logger.info("embed %s: %d video(s) ready", version, len(todo))
     vectors: Counter = Counter()
     outcomes = []
     t0 = time.perf_counter()
     if todo:
-        stage.warm_up()  # once per worker
-    for vid in todo:
-        outcome, made = embed_video(wh, stage, vid)
-        outcomes.append(outcome)
-        vectors.update(made)
+        # one video at a time in this process; with Dask, one per worker process
+        one_at_a_time = scaleout.in_process(settings)
+        if one_at_a_time:
+            embed_stage(payload)  # load the encoders before the first video
+        jobs = {STAGE: [(embed_video, {"settings": payload, "video_id": v}) for v in todo]}
+
+        def done(_: str, result: tuple[Outcome, dict]) -> None:
+            report("embed:done", result[0])
+            vectors.update(result[1])
+
+        with scaleout.task_runner(settings, max_workers=1) as runner:
+            made = scaleout.run_bounded(
+                runner, jobs, {STAGE: 1 if one_at_a_time else None}, on_done=done
+            )
+        outcomes = [outcome for outcome, _ in made[STAGE]]
     wh.refresh_catalog()
     ok = [o for o in outcomes if o.ok]
     return {
-        "version": stage.version,
+        "version": version,
         "done": len(ok),
         "failed": len(outcomes) - len(ok),
         "failures": [

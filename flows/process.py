@@ -1,35 +1,48 @@
 """The `process` flow: scenes and ASR for every pending video.
 
-Scenes and ASR of different videos overlap (two task kinds, each with its own limit: one
-scene decode and `asr.concurrency` transcriptions at once by default, which fills 2 cores).
-Each stage instance loads its models once and serves every video of the run.
+Scenes and ASR of different videos overlap (two task kinds, each with its own limit:
+`scenes.concurrency` scene decodes and `asr.concurrency` transcriptions at once, one each by
+default, which fills 2 cores). Tasks run where `prefect.task_runner` says (flows/scaleout.py);
+each process builds a stage once, loads its models once and serves every video it is given.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from chfen.asr import stage as asr
 from chfen.config import load_settings
 from chfen.media import scenes
 from chfen.stages import Outcome, run_for_video
+from flows import scaleout
 from flows.runtime import quiet_lightning, report
 from warehouse import Warehouse
 
-SCENES_CONCURRENCY = 1  # one decode pass saturates a core; ASR takes the other
+
+def process_stage(payload: str, name: str):
+    """This process's stage `name` (scenes or asr) for these settings; ASR warmed up."""
+
+    def build():
+        settings = scaleout.worker_settings(payload)
+        wh = scaleout.warehouse(payload)
+        if name == scenes.STAGE:
+            return scenes.ScenesStage(wh, settings.scenes)
+        stage = asr.AsrStage(wh, settings.asr)
+        quiet_lightning()
+        stage.warm_up()  # once per process, not per video
+        return stage
+
+    return scaleout.cached((name, payload), build)
 
 
-@task(name="stage-video", cache_policy=NO_CACHE, task_run_name="{stage.name} {video_id}")
-def stage_video(wh: Warehouse, stage, video_id: str, limit: threading.Semaphore) -> Outcome:
-    with limit:
-        outcome = run_for_video(wh, stage.name, stage.version, video_id, stage)
-    report("process:done", outcome)
-    return outcome
+@task(name="stage-video", cache_policy=NO_CACHE, task_run_name="{stage} {video_id}")
+def stage_video(settings: str, stage: str, video_id: str) -> Outcome:
+    """One stage for one video; `settings` is the flow's `scaleout.settings_payload`."""
+    st = process_stage(settings, stage)
+    return run_for_video(st.wh, st.name, st.version, video_id, st)
 
 
 def stage_summary(outcomes: list[Outcome]) -> dict:
@@ -45,7 +58,7 @@ def stage_summary(outcomes: list[Outcome]) -> dict:
     }
 
 
-@flow(name="process", task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="process")
 def process_flow(
     config: str | None = None,
     overrides: list[str] | None = None,
@@ -62,23 +75,20 @@ def process_flow(
         todo_scenes, todo_asr = todo_scenes[:limit], todo_asr[:limit]
     report("process:total", len(todo_scenes) + len(todo_asr))
     logger.info("pending: %d for scenes, %d for asr", len(todo_scenes), len(todo_asr))
-    futures = {"scenes": [], "asr": []}
-    if todo_scenes:
-        scene_stage = scenes.ScenesStage(wh, settings.scenes)
-        scene_limit = threading.BoundedSemaphore(SCENES_CONCURRENCY)
-    if todo_asr:
-        asr_stage = asr.AsrStage(wh, settings.asr)
-        quiet_lightning()
-        asr_stage.warm_up()  # once per worker, not per video
-        asr_limit = threading.BoundedSemaphore(settings.asr.concurrency)
-    # interleave so both kinds start early and overlap
-    for i in range(max(len(todo_scenes), len(todo_asr))):
-        if i < len(todo_scenes):
-            futures["scenes"].append(
-                stage_video.submit(wh, scene_stage, todo_scenes[i], scene_limit)
+    payload = scaleout.settings_payload(settings)
+    if todo_asr and scaleout.in_process(settings):
+        process_stage(payload, asr.STAGE)  # load the models before the first video
+    jobs = {
+        name: [(stage_video, {"settings": payload, "stage": name, "video_id": v}) for v in todo]
+        for name, todo in ((scenes.STAGE, todo_scenes), (asr.STAGE, todo_asr))
+    }
+    outcomes: dict[str, list[Outcome]] = {scenes.STAGE: [], asr.STAGE: []}
+    if todo_scenes or todo_asr:
+        limits = {scenes.STAGE: settings.scenes.concurrency, asr.STAGE: settings.asr.concurrency}
+        with scaleout.task_runner(settings, max_workers=sum(limits.values())) as runner:
+            outcomes = scaleout.run_bounded(
+                runner, jobs, limits, on_done=lambda _, o: report("process:done", o)
             )
-        if i < len(todo_asr):
-            futures["asr"].append(stage_video.submit(wh, asr_stage, todo_asr[i], asr_limit))
-    summary = {name: stage_summary([f.result() for f in fs]) for name, fs in futures.items()}
+    summary = {name: stage_summary(outs) for name, outs in outcomes.items()}
     wh.refresh_catalog()
     return summary
