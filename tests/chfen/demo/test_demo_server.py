@@ -291,7 +291,7 @@ def test_run_demo_site_prints_urls_serves_and_stops_on_ctrl_c(
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert json.loads(resp.read())["n_videos"] == plan.n_videos
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=60) == 0  # a loaded 2-core CI machine exits slowly
     finally:
         if proc.poll() is None:
             proc.kill()
