@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +42,10 @@ from warehouse.quality import (
     DEFAULT_MAX_BITS,
     DEFAULT_MAX_CONFIDENCE,
     DEFAULT_MIN_SHARE,
+    SHARED_ANNOTATION_VIEWS,
+    SHARED_MEDIA_VIEWS,
     catalog_is_current,
+    is_in_memory,
     materialize_shared_views,
 )
 
@@ -131,39 +135,33 @@ def _rank_annotators(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ranked
 
 
-def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    """Compute the views the report reads more than once into temporary tables."""
-    con.execute("SET enable_progress_bar = false")  # the report prints its own output
-    materialize_shared_views(con)
-    materialize_shared_views(con, ("quality_asr_coverage",))
+def _missing_hashes(con: duckdb.DuckDBPyConnection) -> int:
+    """Keyframes that need a (new) hash (`MISSING_HASHES_SQL`), 0 asked cheaply first.
+
+    A keyframe whose current hash (`quality_keyframe_hashes`, newer than its scene) has this
+    algorithm needs none; when every keyframe has one, that plain anti-join over the stored
+    views answers in a fraction of the time the exact query takes."""
+    unhashed = con.execute(
+        """
+        SELECT count(*) FROM quality_scenes s
+        JOIN quality_videos v ON v.video_id = s.video_id
+        ANTI JOIN (SELECT video_id, scene_idx FROM quality_keyframe_hashes
+                   WHERE algorithm = $algorithm) h
+          ON h.video_id = s.video_id AND h.scene_idx = s.scene_idx
+        WHERE s.keyframe_path IS NOT NULL
+        """,
+        {"algorithm": HASH_ALGORITHM},
+    ).fetchone()[0]
+    if not unhashed:
+        return 0
+    sql = f"SELECT count(*) FROM ({MISSING_HASHES_SQL})"
+    return con.execute(sql, {"algorithm": HASH_ALGORITHM}).fetchone()[0]
 
 
-def collect_figures(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    max_bits: int = DEFAULT_MAX_BITS,
-    min_share: float = DEFAULT_MIN_SHARE,
-    min_votes: int = 2,
-    min_agreement: float = 0.5,
-    max_confidence: float = DEFAULT_MAX_CONFIDENCE,
-    reference_max_votes: int = REFERENCE_MAX_VOTES,
-    on_plottable: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Every figure of the report from a connection with the quality views (best prepared
-    with `prepare`, which computes the shared views once).
-
-    `on_plottable` gets a copy of the figures as soon as every plotted one is there, so the
-    plots can be drawn while duplicates, leakage and the queue are computed."""
-    out: dict[str, Any] = {
-        "settings": {
-            "max_bits": max_bits,
-            "min_share": min_share,
-            "min_votes": min_votes,
-            "min_agreement": min_agreement,
-            "max_confidence": max_confidence,
-        }
-    }
-    counts = _one(
+def _agreement_figures(con: duckdb.DuckDBPyConnection, reference_max_votes: int) -> dict[str, Any]:
+    """Counts, agreement per project, item and annotator, labels and lead times."""
+    out: dict[str, Any] = {}
+    out["counts"] = _one(
         con,
         """
         SELECT (SELECT count(*) FROM quality_videos) AS videos,
@@ -176,9 +174,6 @@ def collect_figures(
                  AS keyframes_flat
         """,
     )
-    out["counts"] = counts
-
-    # ---- annotation ----
     projects = _rows(con, "SELECT * FROM quality_alpha ORDER BY n_votes DESC, project_id")
     for p in projects:
         p["alpha_reference"] = None
@@ -226,53 +221,66 @@ def collect_figures(
         con, "SELECT * FROM quality_label_distribution ORDER BY project_id, n_votes DESC"
     )
     out["lead_times"] = lead_times
+    return out
 
-    # ---- media, ASR, scenes, crawl ----
-    out["media"] = {
-        **_one(con, "SELECT * FROM quality_media_summary"),
-        "duration_histogram": _rows(con, "SELECT * FROM quality_duration_histogram"),
-        "resolutions": _rows(con, "SELECT * FROM quality_resolution_counts LIMIT 20"),
-        "fps": _rows(con, "SELECT * FROM quality_fps_counts LIMIT 20"),
-        "audio": _rows(con, "SELECT * FROM quality_audio_presence"),
-    }
-    out["asr"] = {
-        **_one(con, "SELECT * FROM quality_asr_summary"),
-        "coverage_histogram": _rows(
-            con,
-            """
-            SELECT least(floor(coverage * 10) / 10, 0.9) AS from_coverage, count(*) AS n_videos
-            FROM quality_asr_coverage WHERE asr_done GROUP BY 1 ORDER BY 1
-            """,
-        ),
-    }
-    out["scenes"] = {
-        **_one(
-            con,
-            """
-            SELECT count(*) FILTER (WHERE scenes_done) AS n_videos_done,
-                   count(*) FILTER (WHERE NOT scenes_done) AS n_videos_pending,
-                   avg(n_scenes) FILTER (WHERE scenes_done) AS mean_scenes,
-                   median(mean_scene_s) FILTER (WHERE scenes_done) AS median_scene_s,
-                   count(*) FILTER (WHERE scenes_done AND n_scenes <= 1) AS single_shot
-            FROM quality_scenes_per_video
-            """,
-        ),
-        "distribution": _rows(con, "SELECT * FROM quality_scene_count_distribution"),
-    }
-    out["sources"] = _rows(con, "SELECT * FROM quality_source_yield")
-    out["failures"] = _rows(con, f"SELECT * FROM quality_failures_by_reason LIMIT {MAX_LISTED}")
 
-    if on_plottable is not None:
-        on_plottable(dict(out))
+def _media_figures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Media, ASR and scenes of the good videos."""
+    return {
+        "media": {
+            **_one(con, "SELECT * FROM quality_media_summary"),
+            "duration_histogram": _rows(con, "SELECT * FROM quality_duration_histogram"),
+            "resolutions": _rows(con, "SELECT * FROM quality_resolution_counts LIMIT 20"),
+            "fps": _rows(con, "SELECT * FROM quality_fps_counts LIMIT 20"),
+            "audio": _rows(con, "SELECT * FROM quality_audio_presence"),
+        },
+        "asr": {
+            **_one(con, "SELECT * FROM quality_asr_summary"),
+            "coverage_histogram": _rows(
+                con,
+                """
+                SELECT least(floor(coverage * 10) / 10, 0.9) AS from_coverage,
+                       count(*) AS n_videos
+                FROM quality_asr_coverage WHERE asr_done GROUP BY 1 ORDER BY 1
+                """,
+            ),
+        },
+        "scenes": {
+            **_one(
+                con,
+                """
+                SELECT count(*) FILTER (WHERE scenes_done) AS n_videos_done,
+                       count(*) FILTER (WHERE NOT scenes_done) AS n_videos_pending,
+                       avg(n_scenes) FILTER (WHERE scenes_done) AS mean_scenes,
+                       median(mean_scene_s) FILTER (WHERE scenes_done) AS median_scene_s,
+                       count(*) FILTER (WHERE scenes_done AND n_scenes <= 1) AS single_shot
+                FROM quality_scenes_per_video
+                """,
+            ),
+            "distribution": _rows(con, "SELECT * FROM quality_scene_count_distribution"),
+        },
+    }
 
-    # ---- duplicates, leakage, queue ----
+
+def _crawl_figures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Per-source yield and the current failures."""
+    return {
+        "sources": _rows(con, "SELECT * FROM quality_source_yield"),
+        "failures": _rows(con, f"SELECT * FROM quality_failures_by_reason LIMIT {MAX_LISTED}"),
+    }
+
+
+def _duplicate_figures(
+    con: duckdb.DuckDBPyConnection, max_bits: int, min_share: float
+) -> dict[str, Any]:
+    """Near-duplicate pairs at these thresholds and the training runs' split leakage."""
     # The pairs at this report's thresholds stand in for the view (the leakage views read it).
     con.execute(
         "CREATE OR REPLACE TEMP TABLE quality_near_duplicates AS "
         "SELECT * FROM quality_near_duplicates_at(max_bits := ?, min_share := ?)",
         [max_bits, min_share],
     )
-    out["near_duplicates"] = {
+    near_duplicates = {
         "max_bits": max_bits,
         "min_share": min_share,
         "n_pairs": con.execute("SELECT count(*) FROM quality_near_duplicates").fetchone()[0],
@@ -297,7 +305,13 @@ def collect_figures(
             f"SELECT * FROM quality_split_leakage_duplicates WHERE run_id = ? LIMIT {MAX_LISTED}",
             [latest],
         )
-    out["leakage"] = leak
+    return {"near_duplicates": near_duplicates, "leakage": leak}
+
+
+def _queue_figures(
+    con: duckdb.DuckDBPyConnection, min_votes: int, min_agreement: float, max_confidence: float
+) -> dict[str, Any]:
+    """The annotation queue at these thresholds: its size, reasons and most urgent items."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _queue AS SELECT * FROM quality_annotation_queue_with("
         "min_votes := ?, min_agreement := ?, max_confidence := ?)",
@@ -308,11 +322,123 @@ def collect_figures(
             "SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM _queue) GROUP BY r"
         ).fetchall()
     )
-    out["queue"] = {
-        "n_items": con.execute("SELECT count(*) FROM _queue").fetchone()[0],
-        "by_reason": by_reason,
-        "top": _rows(con, f"SELECT * FROM _queue LIMIT {MAX_LISTED}"),
+    return {
+        "queue": {
+            "n_items": con.execute("SELECT count(*) FROM _queue").fetchone()[0],
+            "by_reason": by_reason,
+            "top": _rows(con, f"SELECT * FROM _queue LIMIT {MAX_LISTED}"),
+        }
     }
+
+
+def _duckdb_threads() -> int:
+    """DuckDB's `threads` for the report. Each of its two streams runs its queries on its own
+    thread too, so one fewer than the CPUs this process may use keeps them all busy; on 2 CPUs
+    that is 1, each stream on a core of its own (DuckDB's parallelism within a query costs
+    about a fifth more CPU here: most tables are one Parquet row group)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1)
+
+
+def collect_figures(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    max_bits: int = DEFAULT_MAX_BITS,
+    min_share: float = DEFAULT_MIN_SHARE,
+    min_votes: int = 2,
+    min_agreement: float = 0.5,
+    max_confidence: float = DEFAULT_MAX_CONFIDENCE,
+    reference_max_votes: int = REFERENCE_MAX_VOTES,
+    stop_if_unhashed: bool = False,
+    on_plottable: Callable[[dict[str, Any]], None] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any] | None:
+    """Every figure of the report, from a fresh `Warehouse.connect()` connection.
+
+    Two streams of queries run at the same time, each on its own cursor (DuckDB releases the
+    GIL): the annotation views, then agreement and the annotation queue; the media views, then
+    media, ASR, scenes, near-duplicates, split leakage and crawl yield (see `_duckdb_threads`).
+    Each stream first computes its shared views once (`materialize_shared_views`), so the
+    connection then shows a snapshot.
+
+    `on_plottable` gets each part of the plotted figures as soon as it is there, so the plots
+    are drawn while the rest is computed. With `stop_if_unhashed`, returns None, and computes
+    no figure, when keyframes need a (new) hash. `timings` gets the seconds until the shared
+    views were there ('prepare') and after ('figures').
+    """
+    if not is_in_memory(con):
+        raise ValueError(
+            "collect_figures needs a private in-memory connection (Warehouse.connect())"
+        )
+    con.execute(f"SET threads = {_duckdb_threads()}")  # the database's: the cursors' too
+    settings = {
+        "max_bits": max_bits,
+        "min_share": min_share,
+        "min_votes": min_votes,
+        "min_agreement": min_agreement,
+        "max_confidence": max_confidence,
+    }
+    t0 = time.perf_counter()
+    stop = threading.Event()  # keyframes need a hash: compute nothing more
+    # figures that read the other stream's views wait for them (else they compute them again)
+    annotation_views, media_views = threading.Event(), threading.Event()
+
+    def plot(figures: dict[str, Any]) -> dict[str, Any]:
+        if on_plottable is not None:
+            on_plottable(figures)
+        return figures
+
+    def annotations(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        try:
+            for name in SHARED_ANNOTATION_VIEWS:
+                if stop.is_set():
+                    return {}
+                materialize_shared_views(cur, (name,))
+        finally:
+            annotation_views.set()
+        media_views.wait()
+        if stop.is_set():
+            return {}
+        if timings is not None:
+            timings["prepare"] = round(time.perf_counter() - t0, 3)
+        return {
+            **plot(_agreement_figures(cur, reference_max_votes)),
+            **_queue_figures(cur, min_votes, min_agreement, max_confidence),
+        }
+
+    def media(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        try:
+            materialize_shared_views(cur, SHARED_MEDIA_VIEWS)
+            if stop_if_unhashed and _missing_hashes(cur):
+                stop.set()
+                return {}
+        finally:
+            media_views.set()
+        figures = {**plot(_media_figures(cur)), **_duplicate_figures(cur, max_bits, min_share)}
+        annotation_views.wait()
+        return {**figures, **plot(_crawl_figures(cur))}
+
+    streams = (annotations, media)
+    cursors = [con.cursor() for _ in streams]
+    try:
+        for cur in cursors:
+            cur.execute("SET enable_progress_bar = false")  # the report prints its own output
+        with ThreadPoolExecutor(len(streams)) as pool:
+            futures = [pool.submit(s, c) for s, c in zip(streams, cursors, strict=True)]
+            fig = {key: value for f in futures for key, value in f.result().items()}
+    finally:
+        for cur in cursors:
+            cur.close()
+    if stop.is_set():
+        return None
+    if timings is not None:
+        timings["figures"] = round(time.perf_counter() - t0 - timings["prepare"], 3)
+    order = ("counts", "agreement", "labels", "lead_times", "media", "asr", "scenes",
+             "sources", "failures", "near_duplicates", "leakage", "queue")  # fmt: skip
+    out: dict[str, Any] = {"settings": settings, **{key: fig[key] for key in order}}
     out["problems"] = find_problems(out)
     return out
 
@@ -402,7 +528,8 @@ def find_problems(fig: Mapping[str, Any]) -> list[str]:
 
 
 def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
-    """PNG plots of the key figures; returns name -> file name (only plots with data)."""
+    """PNG plots of the key figures in `fig` (any part of them: the report draws each part as
+    it comes); returns name -> file name (only plots with data)."""
     # Figure without pyplot: no global state, and fixed margins instead of tight_layout,
     # which draws every figure twice.
     from matplotlib.figure import Figure
@@ -423,7 +550,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         return min(0.6, 0.04 + 0.075 * max((len(x) for x in labels), default=1) / width)
 
     votes: dict[str, int] = {}
-    for r in fig["labels"]:
+    for r in fig.get("labels", []):
         votes[r["label"]] = votes.get(r["label"], 0) + r["n_votes"]
     if votes:
         names = [lb for lb in ALL_LABELS if lb in votes] + sorted(set(votes) - set(ALL_LABELS))
@@ -434,7 +561,8 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.tick_params(axis="x", rotation=30)
         save("labels.png", f)
 
-    annotators = fig["agreement"]["annotators"]
+    agreement = fig.get("agreement", {})
+    annotators = agreement.get("annotators", [])
     if annotators:
         rows = list(reversed(annotators[:30]))
         names = [r["annotator"] for r in rows]
@@ -450,7 +578,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.legend(loc="lower right", fontsize=8)
         save("annotators.png", f)
 
-    hist = fig["agreement"]["items"].get("majority_share_histogram") or []
+    hist = agreement.get("items", {}).get("majority_share_histogram") or []
     if hist:
         f, ax = new(6, 3)
         ax.bar([h["from_share"] for h in hist], [h["n_items"] for h in hist], width=0.09,
@@ -460,7 +588,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.set_title("Per-item agreement")
         save("item_agreement.png", f)
 
-    lead = [r for r in fig["lead_times"] if r["median_s"] is not None][:30]
+    lead = [r for r in fig.get("lead_times", []) if r["median_s"] is not None][:30]
     if lead:
         names = [r["annotator"] for r in lead]
         f, ax = new(8, 0.3 * len(lead) + 1.3, left=left_for(names, 8), bottom=0.2)
@@ -472,7 +600,8 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.set_title("Annotation lead times")
         save("lead_times.png", f)
 
-    durations = fig["media"]["duration_histogram"]
+    media = fig.get("media", {})
+    durations = media.get("duration_histogram", [])
     if durations:
         f, ax = new(6, 3)
         ax.bar([d["from_s"] for d in durations], [d["n_videos"] for d in durations],
@@ -483,7 +612,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.set_title("Video durations")
         save("durations.png", f)
 
-    res = list(reversed(fig["media"]["resolutions"][:10]))
+    res = list(reversed(media.get("resolutions", [])[:10]))
     if res:
         names = [f"{r['width']}x{r['height']}" if r["width"] else "unknown" for r in res]
         f, ax = new(6, 3, left=left_for(names, 6), bottom=0.18)
@@ -492,7 +621,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.set_title("Resolutions")
         save("resolutions.png", f)
 
-    scenes = fig["scenes"]["distribution"]
+    scenes = fig.get("scenes", {}).get("distribution", [])
     if scenes:
         f, ax = new(6, 3)
         ax.bar([s["n_scenes"] for s in scenes], [s["n_videos"] for s in scenes], color="#2e8b57")
@@ -501,7 +630,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.set_title("Scenes per video")
         save("scenes.png", f)
 
-    coverage = fig["asr"]["coverage_histogram"]
+    coverage = fig.get("asr", {}).get("coverage_histogram", [])
     if coverage:
         f, ax = new(6, 3)
         ax.bar([c["from_coverage"] for c in coverage], [c["n_videos"] for c in coverage],
@@ -511,7 +640,7 @@ def _plots(fig: Mapping[str, Any], out: Path) -> dict[str, str]:
         ax.set_title("ASR coverage")
         save("asr_coverage.png", f)
 
-    sources = fig["sources"][:20]
+    sources = fig.get("sources", [])[:20]
     if sources:
         names = [str(s["source"]) for s in sources]
         f, ax = new(7, 0.35 * len(sources) + 1.3, left=left_for(names, 7), bottom=0.2)
@@ -677,42 +806,42 @@ def quality_report(
 
     hashed = 0
     link = False
+    if write:
+        link = out_dir is None
+        out_dir = Path(out_dir or wh.root.reports_dir() / f"quality-{now:%Y%m%dT%H%M%SZ}")
+        out_dir.mkdir(parents=True, exist_ok=True)
     con = wh.connect()
     try:
-        prepare(con)
-        t = lap("prepare", t0)
-        if fill_hashes and wh.root.is_local:
-            missing = con.execute(
-                f"SELECT count(*) FROM ({MISSING_HASHES_SQL})", {"algorithm": HASH_ALGORITHM}
-            ).fetchone()[0]
-            if missing:
-                con.close()
-                hashed = fill_keyframe_hashes(wh)
-                con = wh.connect()  # the views over the tables' files as they are now
-                prepare(con)
-            t = lap("hashes", t)
-        if write:
-            link = out_dir is None
-            out_dir = Path(out_dir or wh.root.reports_dir() / f"quality-{now:%Y%m%dT%H%M%SZ}")
-            out_dir.mkdir(parents=True, exist_ok=True)
-        # DuckDB releases the GIL: the plots are drawn while the last figures are computed.
+        # DuckDB releases the GIL: the plots are drawn while the other figures are computed.
         with ThreadPoolExecutor(1) as pool:
             drawn: list[Future[dict[str, str]]] = []
 
             def draw(figures: dict[str, Any]) -> None:
                 drawn.append(pool.submit(_plots, figures, out_dir))
 
-            fig = collect_figures(
-                con,
-                max_bits=max_bits,
-                min_share=min_share,
-                min_votes=settings.train.min_votes,
-                min_agreement=settings.train.min_agreement,
-                max_confidence=max_confidence,
-                on_plottable=draw if write else None,
-            )
-            t = lap("figures", t)
-            plots = drawn[0].result() if drawn else {}
+            def figures(stop_if_unhashed: bool) -> dict[str, Any] | None:
+                return collect_figures(
+                    con,
+                    max_bits=max_bits,
+                    min_share=min_share,
+                    min_votes=settings.train.min_votes,
+                    min_agreement=settings.train.min_agreement,
+                    max_confidence=max_confidence,
+                    stop_if_unhashed=stop_if_unhashed,
+                    on_plottable=draw if write else None,
+                    timings=timings,
+                )
+
+            fig = figures(stop_if_unhashed=fill_hashes and wh.root.is_local)
+            if fig is None:  # keyframes without a current hash: hash them, then start over
+                con.close()
+                hashed = fill_keyframe_hashes(wh)
+                lap("hashes", t0)
+                con = wh.connect()  # the views over the tables' files as they are now
+                fig = figures(stop_if_unhashed=False)
+                assert fig is not None
+            t = time.perf_counter()
+            plots = {name: file for future in drawn for name, file in future.result().items()}
             t = lap("plots_wait", t)
     finally:
         con.close()

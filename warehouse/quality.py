@@ -29,9 +29,9 @@ Duplicates, leakage, what to annotate next
 - `quality_near_duplicates` (macro `..._at(max_bits, min_share)`): pairs of videos whose
   keyframes' 64-bit perceptual hashes (`keyframe_hashes`) lie within `max_bits` of each other
   (Hamming distance, `bit_count(xor(a, b))`) for at least `min_share` of each video's
-  keyframes. Candidate keyframe pairs come from splitting the hash into `max_bits + 1` bands:
-  two hashes within `max_bits` agree exactly on at least one band (pigeonhole), so the search
-  is exact, without comparing every pair;
+  keyframes. Candidate keyframe pairs come from splitting the hash into `max_bits + 1` bands
+  (`max_bits + 2` above 2 bits): two hashes within `max_bits` agree exactly on at least one
+  band (two bands), pigeonhole, so the search is exact, without comparing every pair;
 - `quality_split_leakage` (per training run) with `quality_split_leakage_uploaders` and
   `quality_split_leakage_duplicates`: an uploader, or a near-duplicate pair, in more than one
   of train / val / test;
@@ -43,6 +43,7 @@ Duplicates, leakage, what to annotate next
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ import duckdb
 
 # Defaults of the macros' parameters (the report passes the configured values).
 # Re-encoded re-uploads of the demo site measure 0-2 bits (rarely 4), unrelated keyframes 4+
-# (mostly 10+); the search cost grows fast above 3 bits (bands narrower than 16 bits).
+# (mostly 10+); the search costs more the wider the threshold (4 bits: about 2-3x 3 bits).
 DEFAULT_MAX_BITS = 3
 # Of *each* video's keyframes: one chance match between two-shot videos (1 of 2) stays out.
 DEFAULT_MIN_SHARE = 0.6
@@ -136,11 +137,14 @@ OBJECTS: tuple[QualityObject, ...] = (
     _view(
         "quality_soft_labels",
         "Soft labels: per item (project, video) and label, its votes and share of the votes.",
+        # MATERIALIZED: else DuckDB turns the window into a join that counts the votes twice
         """
-        SELECT project_id, video_id, label, count(*) AS n_votes,
-               count(*) / sum(count(*)) OVER (PARTITION BY project_id, video_id) AS share
-        FROM quality_votes
-        GROUP BY project_id, video_id, label
+        WITH c AS MATERIALIZED (
+            SELECT project_id, video_id, label, count(*) AS n_votes
+            FROM quality_votes GROUP BY project_id, video_id, label)
+        SELECT project_id, video_id, label, n_votes,
+               n_votes / sum(n_votes) OVER (PARTITION BY project_id, video_id) AS share
+        FROM c
         """,
     ),
     _view(
@@ -365,13 +369,18 @@ OBJECTS: tuple[QualityObject, ...] = (
         "quality_lead_times",
         "Per project and annotator: annotations, skips, and lead time (seconds per task) "
         "mean / median / 10th and 90th percentile.",
+        # one quantile_cont with a list of quantiles sorts each group's lead times once
         """
-        SELECT project_id, annotator, count(*) AS n_annotations,
-               count(*) FILTER (WHERE skipped) AS n_skipped, count(lead_time_s) AS n_timed,
-               avg(lead_time_s) AS mean_s, median(lead_time_s) AS median_s,
-               quantile_cont(lead_time_s, 0.1) AS p10_s, quantile_cont(lead_time_s, 0.9) AS p90_s,
-               min(lead_time_s) AS min_s, max(lead_time_s) AS max_s
-        FROM quality_annotation_times GROUP BY ALL
+        WITH t AS (
+            SELECT project_id, annotator, count(*) AS n_annotations,
+                   count(*) FILTER (WHERE skipped) AS n_skipped, count(lead_time_s) AS n_timed,
+                   avg(lead_time_s) AS mean_s,
+                   quantile_cont(lead_time_s, [0.5, 0.1, 0.9]) AS q,
+                   min(lead_time_s) AS min_s, max(lead_time_s) AS max_s
+            FROM quality_annotation_times GROUP BY ALL)
+        SELECT project_id, annotator, n_annotations, n_skipped, n_timed, mean_s,
+               q[1] AS median_s, q[2] AS p10_s, q[3] AS p90_s, min_s, max_s
+        FROM t
         """,
     ),
     # ---- media -----------------------------------------------------------------------------
@@ -475,7 +484,7 @@ OBJECTS: tuple[QualityObject, ...] = (
         seen AS (
             SELECT video_id, source FROM videos_latest
             UNION SELECT video_id, source FROM crawl_failed),
-        labelled AS (SELECT DISTINCT video_id FROM quality_votes)
+        labelled AS (SELECT DISTINCT video_id FROM quality_item_stats)
         SELECT s.source,
                count(*) AS discovered,
                count(*) FILTER (WHERE v.status = 'ok') AS downloaded,
@@ -660,38 +669,62 @@ OBJECTS: tuple[QualityObject, ...] = (
         "quality_keyframe_matches",
         f"max_bits := {DEFAULT_MAX_BITS}",
         "Pairs of keyframes of two different videos whose hashes differ in at most max_bits "
-        "bits (exact: candidates share one of max_bits + 1 bands of the hash).",
+        "bits (exact: candidates share one of max_bits + 1 bands of the hash, or above 2 "
+        "bits two of max_bits + 2 bands).",
+        # Pigeonhole: max_bits differing bits leave at least one of max_bits + 1 bands, and two
+        # of max_bits + 2, equal. Above 2 bits one band would be 16 bits or narrower and chance
+        # candidates (n^2 / 2^width per band) swamp the join; two bands are 24 bits at 3 bits.
         """
         WITH h AS (
             SELECT row_number() OVER () AS rid, video_id, scene_idx, phash
             FROM quality_keyframe_hashes WHERE phash IS NOT NULL),
-        spec AS (SELECT least(greatest(max_bits, 0), 63) + 1 AS n_bands),
+        spec AS (
+            SELECT bits + per_key AS n_bands, per_key
+            FROM (SELECT bits, CASE WHEN bits BETWEEN 3 AND 62 THEN 2 ELSE 1 END AS per_key
+                  FROM (SELECT least(greatest(max_bits, 0), 63) AS bits))),
         bands AS (
             SELECT band, band * (64 // n_bands) AS lo,
                    CASE WHEN band = n_bands - 1 THEN 64 ELSE (band + 1) * (64 // n_bands) END
                      AS hi
             FROM (SELECT unnest(range(n_bands)) AS band, n_bands FROM spec)),
-        -- one BIGINT per (hash, band): the band number in the high bits, its bits below
+        -- what a key is made of: one band, or two (the second empty when per_key = 1)
+        combos AS (
+            SELECT row_number() OVER (ORDER BY lo_1, lo_2) AS combo, *
+            FROM (
+                SELECT a.lo AS lo_1, a.hi - a.lo AS width_1, 0 AS lo_2, 0 AS width_2
+                FROM bands a CROSS JOIN spec WHERE spec.per_key = 1
+                UNION ALL
+                SELECT a.lo, a.hi - a.lo, b.lo, b.hi - b.lo
+                FROM bands a JOIN bands b ON b.band > a.band CROSS JOIN spec
+                WHERE spec.per_key = 2)),
+        -- one BIGINT per (hash, combo): the combo number in the high bits, its bits below
         keys AS (
             SELECT h.rid, h.phash,
-                   CASE WHEN b.hi - b.lo = 64 THEN h.phash
-                        ELSE (b.band::BIGINT << 32)
-                             | ((h.phash >> b.lo) & ((1::BIGINT << (b.hi - b.lo)) - 1)) END
+                   CASE WHEN c.width_1 = 64 THEN h.phash
+                        ELSE (c.combo << 44)
+                             | (((h.phash >> c.lo_1) & ((1::BIGINT << c.width_1) - 1))
+                                << c.width_2)
+                             | ((h.phash >> c.lo_2) & ((1::BIGINT << c.width_2) - 1)) END
                      AS key
-            FROM h CROSS JOIN bands b),
+            FROM h CROSS JOIN combos c),
         pairs AS (
             SELECT DISTINCT ka.rid AS rid_a, kb.rid AS rid_b,
                    hamming64(ka.phash, kb.phash) AS distance
             FROM keys ka JOIN keys kb ON kb.key = ka.key AND ka.rid < kb.rid
-            WHERE hamming64(ka.phash, kb.phash) <= max_bits)
+            WHERE hamming64(ka.phash, kb.phash) <= max_bits),
+        -- one side first: joining both at once, a poor row estimate can make DuckDB pair
+        -- every keyframe with every other (video_a <> video_b) before it reads the pairs
+        a AS MATERIALIZED (
+            SELECT p.rid_b, p.distance, h.video_id, h.scene_idx
+            FROM pairs p JOIN h ON h.rid = p.rid_a)
         SELECT least(a.video_id, b.video_id) AS video_a,
                CASE WHEN a.video_id < b.video_id THEN a.scene_idx ELSE b.scene_idx END
                  AS scene_a,
                greatest(a.video_id, b.video_id) AS video_b,
                CASE WHEN a.video_id < b.video_id THEN b.scene_idx ELSE a.scene_idx END
                  AS scene_b,
-               p.distance
-        FROM pairs p JOIN h a ON a.rid = p.rid_a JOIN h b ON b.rid = p.rid_b
+               a.distance
+        FROM a JOIN h b ON b.rid = a.rid_b
         WHERE a.video_id <> b.video_id
         """,
     ),
@@ -811,36 +844,39 @@ OBJECTS: tuple[QualityObject, ...] = (
         "(< min_votes), low_agreement (majority share < min_agreement, or a tie), "
         "model_uncertain (the newest finished run's top probability < max_confidence).",
         """
-        WITH items AS (
-            SELECT video_id, project_id FROM label_tasks_latest
-            UNION SELECT video_id, project_id FROM quality_item_stats),
-        tasks AS (
+        WITH tasks AS (
             SELECT video_id, project_id, any_value(task_id) AS task_id
             FROM label_tasks_latest GROUP BY ALL),
+        -- every item (project, video) with a task or votes, once: the tasks and the votes
+        -- side by side (a task without a project names no item's task)
+        items AS (
+            SELECT coalesce(t.video_id, a.video_id) AS video_id,
+                   coalesce(t.project_id, a.project_id) AS project_id,
+                   CASE WHEN t.project_id IS NOT NULL THEN t.task_id END AS task_id,
+                   a.n_votes, a.majority, a.majority_share
+            FROM tasks t FULL JOIN quality_item_agreement a
+              ON a.video_id = t.video_id AND a.project_id = t.project_id),
         pred AS (
             SELECT p.video_id, p.label AS predicted, p.score AS confidence,
                    map_values(json_transform(p.probs_json, '"MAP(VARCHAR, DOUBLE)"')) AS probs
             FROM predictions p JOIN quality_latest_run r ON r.run_id = p.run_id),
         q AS (
-            SELECT v.video_id, i.project_id, t.task_id, v.source, v.uploader,
-                   coalesce(a.n_votes, 0) AS n_votes, a.majority, a.majority_share,
+            SELECT v.video_id, i.project_id, i.task_id, v.source, v.uploader,
+                   coalesce(i.n_votes, 0) AS n_votes, i.majority, i.majority_share,
                    pred.predicted, pred.confidence,
                    CASE WHEN len(pred.probs) > 1
                         THEN list_sum(list_transform(
                                  pred.probs, x -> CASE WHEN x > 0 THEN -x * ln(x) ELSE 0 END))
                              / ln(len(pred.probs)) END AS entropy,
                    list_filter([
-                       CASE WHEN coalesce(a.n_votes, 0) < min_votes THEN 'too_few_votes' END,
-                       CASE WHEN a.n_votes >= 2
-                             AND (a.majority IS NULL OR a.majority_share < min_agreement)
+                       CASE WHEN coalesce(i.n_votes, 0) < min_votes THEN 'too_few_votes' END,
+                       CASE WHEN i.n_votes >= 2
+                             AND (i.majority IS NULL OR i.majority_share < min_agreement)
                             THEN 'low_agreement' END,
                        CASE WHEN pred.confidence < max_confidence THEN 'model_uncertain' END
                    ], x -> x IS NOT NULL) AS reasons
             FROM quality_videos v
             LEFT JOIN items i ON i.video_id = v.video_id
-            LEFT JOIN tasks t ON t.video_id = v.video_id AND t.project_id = i.project_id
-            LEFT JOIN quality_item_agreement a
-              ON a.video_id = v.video_id AND a.project_id = i.project_id
             LEFT JOIN pred ON pred.video_id = v.video_id)
         SELECT * FROM q WHERE len(reasons) > 0
         ORDER BY len(reasons) DESC, list_contains(reasons, 'low_agreement') DESC,
@@ -871,7 +907,8 @@ QUALITY_VIEWS: tuple[str, ...] = tuple(o.name for o in OBJECTS if o.kind == "vie
 QUALITY_MACROS: tuple[str, ...] = tuple(o.name for o in OBJECTS if o.kind != "view")
 
 # Views that several others read: worth materializing once when a session reads many views.
-SHARED_VIEWS: tuple[str, ...] = (
+# Two chains that read nothing of each other, so a session can compute them at the same time.
+SHARED_ANNOTATION_VIEWS: tuple[str, ...] = (
     "quality_annotations",
     "quality_votes",
     "quality_soft_labels",
@@ -879,11 +916,22 @@ SHARED_VIEWS: tuple[str, ...] = (
     "quality_vote_context",
     "quality_label_totals",
     "quality_alpha_parts",
+)
+SHARED_MEDIA_VIEWS: tuple[str, ...] = (
     "quality_videos",
     "quality_stage_status",
     "quality_scenes",
     "quality_keyframe_hashes",
+    "quality_asr_coverage",
+    "quality_scenes_per_video",
+    "quality_split_members",
 )
+SHARED_VIEWS: tuple[str, ...] = SHARED_ANNOTATION_VIEWS + SHARED_MEDIA_VIEWS
+# Where materialize_shared_views keeps the rows on a private in-memory database.
+STORED_SCHEMA = "quality_stored"
+
+_VIEW_SQL = {o.name: o.sql for o in OBJECTS if o.kind == "view"}
+_SCHEMA_LOCK = threading.Lock()
 
 
 def _quote(text: str) -> str:
@@ -913,18 +961,40 @@ def _create_all(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"COMMENT ON MACRO{table} {obj.name} IS {_quote(obj.comment)}")
 
 
+def is_in_memory(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection's database is in memory (as `Warehouse.connect()` makes it),
+    not a file such as the catalog."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return row is not None and row[0] is None
+
+
 def materialize_shared_views(
     con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = SHARED_VIEWS
 ) -> None:
-    """Compute the shared views once into temporary tables of the same names.
+    """Compute the shared views once and keep their rows for this session.
 
-    Temporary objects come first in DuckDB's search path, so every view that reads them reads
-    the stored rows instead of recomputing them: a session that queries many quality views
-    (the report) does the window functions over `annotations` once. The connection then shows
-    a snapshot; use a fresh connection for current data.
+    Every view that reads them then reads the stored rows instead of recomputing them: a
+    session that queries many quality views (the report) does the window functions over
+    `annotations` once. On a private in-memory database (`Warehouse.connect()`) the rows go
+    to tables of schema `quality_stored` and the views are pointed at them, so every cursor of
+    the connection sees them too (`con.cursor()`, e.g. to compute the two chains of shared
+    views in two threads). On a database file (the catalog) the file is left alone: the rows
+    go to temporary tables of the same names, first in DuckDB's search path but seen by this
+    connection only. Either way the connection then shows a snapshot; use a fresh connection
+    for current data.
     """
+    if not is_in_memory(con):
+        for name in names:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM main.{name}")
+        return
+    with _SCHEMA_LOCK:  # cursors of one connection may get here at the same time
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {STORED_SCHEMA}")
     for name in names:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM main.{name}")
+        # the definition itself, not main.<name>: that may already read an older stored copy
+        con.execute(f"CREATE OR REPLACE TABLE {STORED_SCHEMA}.{name} AS {_VIEW_SQL[name]}")
+        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS FROM {STORED_SCHEMA}.{name}")
 
 
 def describe() -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,11 +19,16 @@ from labeling.agreement import agreement, krippendorff_alpha
 from warehouse import Warehouse
 from warehouse.quality import (
     DEFAULT_MAX_BITS,
+    OBJECTS,
     QUALITY_MACROS,
     QUALITY_VIEWS,
+    SHARED_ANNOTATION_VIEWS,
+    SHARED_MEDIA_VIEWS,
+    STORED_SCHEMA,
     VERSION,
     catalog_is_current,
     describe,
+    materialize_shared_views,
 )
 
 DUCKDB_CLI = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "duckdb"
@@ -122,6 +128,67 @@ def test_python_queries_see_the_views_and_partial_connections_skip_them(wh: Ware
     con = wh.connect(["videos"])  # some tables only: no quality views, no error
     names = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
     assert not any(n.startswith("quality_") for n in names)
+
+
+def reads(name: str) -> set[str]:
+    """The quality views and macros an object reads, directly or through others."""
+    sql = {o.name: re.sub(r"--.*", "", o.sql) for o in OBJECTS}  # not the comments
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for used in re.findall(r"\bquality_\w+", sql[todo.pop()]):
+            if used in sql and used not in seen:
+                seen.add(used)
+                todo.append(used)
+    return seen
+
+
+def test_the_two_chains_of_shared_views_read_nothing_of_each_other() -> None:
+    # the report computes them at the same time, each chain on its own cursor
+    for name in SHARED_ANNOTATION_VIEWS:
+        assert not reads(name) & set(SHARED_MEDIA_VIEWS), name
+    for name in SHARED_MEDIA_VIEWS:
+        assert not reads(name) & set(SHARED_ANNOTATION_VIEWS), name
+    # and each chain is in dependency order
+    for chain in (SHARED_ANNOTATION_VIEWS, SHARED_MEDIA_VIEWS):
+        for i, name in enumerate(chain):
+            assert not reads(name) & set(chain[i + 1 :]), name
+
+
+def test_stored_views_are_seen_by_every_cursor_and_leave_the_catalog_alone(
+    wh: Warehouse,
+) -> None:
+    import duckdb
+
+    wh.append("annotations", vote_rows(VOTES))
+    con = wh.connect()
+    materialize_shared_views(con, SHARED_ANNOTATION_VIEWS[:2])
+    stored = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [STORED_SCHEMA]
+    ).fetchall()
+    assert sorted(stored) == sorted((n,) for n in SHARED_ANNOTATION_VIEWS[:2])
+    # a snapshot: rows committed later do not show, on this connection or its cursors
+    wh.append("annotations", vote_rows({"v9": {"a": "joy"}}, start=100))
+    cur = con.cursor()
+    assert cur.execute("SELECT count(*) FROM quality_votes").fetchone() == (11,)
+    assert cur.execute("SELECT round(alpha, 6) FROM quality_alpha").fetchone() == (
+        round(13 / 23, 6),
+    )
+    assert wh.rows("SELECT count(*) AS n FROM quality_votes") == [{"n": 12}]
+    # on the catalog file: temporary tables, the file keeps its views
+    catalog = duckdb.connect(str(wh.root.catalog_path()))
+    try:
+        materialize_shared_views(catalog, SHARED_ANNOTATION_VIEWS[:2])
+        assert catalog.execute("SELECT count(*) FROM quality_votes").fetchone() == (12,)
+    finally:
+        catalog.close()
+    assert catalog_is_current(wh.root.catalog_path())
+    assert duckdb_shell(wh.root.catalog_path(), "SELECT count(*) FROM quality_votes") == "12"
+    names = duckdb_shell(
+        wh.root.catalog_path(),
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'quality_%'",
+    )
+    assert names == "0"
 
 
 def test_an_outdated_catalog_is_not_current(wh: Warehouse, tmp_path: Path) -> None:
