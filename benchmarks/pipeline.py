@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import inspect
 import json
 import os
 import platform
@@ -79,6 +80,9 @@ class BodyTimer:
             finally:
                 store[name] += time.perf_counter() - t0
 
+        # Prefect resolves string annotations (`from __future__ import annotations`) in the
+        # function's module; the wrapper lives here, so hand it the evaluated signature.
+        timed.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
         return timed
 
     def install(self) -> None:
@@ -150,13 +154,18 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
 
+    from chfen.config import DemoSiteConfig
+
     tmp = Path(tempfile.mkdtemp(prefix="chfen-bench-pipeline-"))
     root = tmp / "data"
     overrides = [
         f"data_root={root}",
         f"demo_site.n_videos={args.videos}",
         f"demo_site.cache_dir={args.cache.resolve()}",
-        "demo_site.port=0",
+        # The demo site's configured port when free, as `chfen run` serves it: page URLs then
+        # stay the same between the runs (on a new port every known page looks new to
+        # discovery and is fetched again before its video id shows it is known).
+        f"demo_site.port={_port_or_free(DemoSiteConfig().port)}",
         f"prefect.server_port={_free_port()}",
         f"labelstudio.port={_free_port()}",
     ]
@@ -174,7 +183,10 @@ def main() -> None:
     from flows import server as prefect_server
     from labeling import server as ls_server
 
-    console.print(f"data root {root}; rendering / checking the {args.videos}-video demo catalogue")
+    console.print(
+        f"data root {root}; demo site on port {settings.demo_site.port}; rendering / checking "
+        f"the {args.videos}-video demo catalogue"
+    )
     generate_catalogue(settings.demo_site, resolve_cache_dir(settings.demo_site, root))
     t0 = time.perf_counter()
     state = prefect_server.start(settings, log=console.print)
@@ -286,11 +298,21 @@ def main() -> None:
 
 
 def _free_port() -> int:
+    return _port_or_free(0)
+
+
+def _port_or_free(port: int) -> int:
+    """`port` when it can be bound on 127.0.0.1, else a free one."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for candidate in (port, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port on 127.0.0.1")
 
 
 if __name__ == "__main__":
