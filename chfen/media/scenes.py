@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -69,10 +70,16 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 # Keyframe candidates kept per open scene (full-resolution frames): bounds memory while the
 # frame nearest the scene's middle stays within scene_length / KEYFRAME_CANDIDATES of it.
 KEYFRAME_CANDIDATES = 12
-# Decoded frames buffered between the decode thread and the detector.
-FRAME_QUEUE = 8
+# Decoded frames buffered between the decode thread and the detector: FRAME_QUEUE, or as many
+# as fit in FRAME_QUEUE_BYTES (at least FRAME_QUEUE_MIN). A deeper queue lets the decoder run
+# on while the detector catches up.
+FRAME_QUEUE = 32
+FRAME_QUEUE_MIN = 8
+FRAME_QUEUE_BYTES = 64 << 20
 # JPEG writes in flight at once (each holds one full-resolution frame).
 PENDING_WRITES = 4
+# Niceness of the JPEG thread (see `_lower_priority`).
+JPEG_NICE = 19
 _US = Fraction(1, 1_000_000)
 
 log = logging.getLogger("chfen.scenes")
@@ -133,25 +140,91 @@ class FastContentDetector(ContentDetector):
     The score is the weighted mean absolute difference of the H, S and V channels between
     consecutive frames; `cv2.norm(L1)` gives exactly the sums PySceneDetect computes with
     int32 numpy arrays, in a tenth of the time. With edge weighting or a stats manager the
-    stock computation runs instead.
+    stock computation runs instead. The scenes stage feeds it scores from `ContentScorer`
+    (`process_score`), which works on the decoder's YUV planes directly.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._last_hsv: tuple[np.ndarray, ...] | None = None
 
-    def _calculate_frame_score(self, timecode: FrameTimecode, frame_img: np.ndarray) -> float:
+    @property
+    def fast(self) -> bool:
+        """Whether the score is the plain HSV difference (no edges, no stats manager)."""
+        return self._weights.delta_edges == 0.0 and self.stats_manager is None
+
+    def combine(self, l1_sums: Any, pixels: int) -> float:
+        """The frame score from the per-channel (H, S, V) L1 sums against the last frame."""
         weights = self._weights
-        if weights.delta_edges != 0.0 or self.stats_manager is not None:
+        deltas = [float(total) / float(pixels) for total in l1_sums]
+        parts = (weights.delta_hue, weights.delta_sat, weights.delta_lum)
+        return sum(d * w for d, w in zip(deltas, parts, strict=True)) / sum(abs(w) for w in weights)
+
+    def _calculate_frame_score(self, timecode: FrameTimecode, frame_img: np.ndarray) -> float:
+        if not self.fast:
             return super()._calculate_frame_score(timecode, frame_img)
         channels = tuple(cv2.split(cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)))
         last, self._last_hsv = self._last_hsv, channels
         if last is None:
             return 0.0
-        pixels = float(channels[0].size)
-        deltas = [cv2.norm(a, b, cv2.NORM_L1) / pixels for a, b in zip(channels, last, strict=True)]
-        parts = (weights.delta_hue, weights.delta_sat, weights.delta_lum)
-        return sum(d * w for d, w in zip(deltas, parts, strict=True)) / sum(abs(w) for w in weights)
+        sums = [cv2.norm(a, b, cv2.NORM_L1) for a, b in zip(channels, last, strict=True)]
+        return self.combine(sums, channels[0].size)
+
+    def process_score(self, timecode: FrameTimecode, score: float) -> list[FrameTimecode]:
+        """`process_frame` for a frame whose score is already known: the threshold and the
+        flash filter (minimum scene length), as ContentDetector applies them."""
+        self._frame_score = score
+        above = score >= self._threshold
+        return self._flash_filter.filter(timecode=timecode, above_threshold=above)
+
+
+class ContentScorer:
+    """FastContentDetector's frame scores straight from decoded frames, in reused buffers.
+
+    For 8-bit 4:2:0 frames the downscaled planes (as `small_bgr` makes them) are written into
+    one preallocated I420 image, converted to BGR and HSV in place, and the L1 sums come from
+    one absdiff + sumElems: the same integers as the per-channel norms, so the same scores,
+    in seven calls instead of ten and with no allocation per frame. Other formats go through
+    `small_bgr` (the same image as the detector would get).
+    """
+
+    def __init__(self, detector: FastContentDetector, width: int, height: int):
+        self.detector = detector
+        self.width, self.height = width, height
+        self.i420 = np.zeros((height * 3 // 2, width), np.uint8)
+        flat, luma = self.i420.reshape(-1), width * height
+        self.y = flat[:luma].reshape(height, width)
+        self.u = flat[luma : luma * 5 // 4].reshape(height // 2, width // 2)
+        self.v = flat[luma * 5 // 4 :].reshape(height // 2, width // 2)
+        self.bgr = np.empty((height, width, 3), np.uint8)
+        self.hsv = [np.empty((height, width, 3), np.uint8) for _ in range(2)]
+        self.diff = np.empty((height, width, 3), np.uint8)
+        self.current = 0
+        self.has_previous = False
+
+    @classmethod
+    def for_detector(cls, detector: SceneDetector, width: int, height: int) -> ContentScorer | None:
+        if isinstance(detector, FastContentDetector) and detector.fast:
+            return cls(detector, width, height)
+        return None
+
+    def score(self, frame: av.VideoFrame) -> float:
+        if frame.format.name in ("yuv420p", "yuvj420p"):
+            planes = frame.planes
+            _shrink(_plane(planes[0]), self.y, cv2.INTER_LINEAR)
+            _shrink(_plane(planes[1]), self.u, cv2.INTER_NEAREST)
+            _shrink(_plane(planes[2]), self.v, cv2.INTER_NEAREST)
+            bgr = cv2.cvtColor(self.i420, cv2.COLOR_YUV2BGR_I420, dst=self.bgr)
+        else:
+            bgr = small_bgr(frame, self.width, self.height)
+        hsv = self.hsv[self.current]
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV, dst=hsv)
+        self.current ^= 1
+        if not self.has_previous:
+            self.has_previous = True
+            return 0.0
+        cv2.absdiff(hsv, self.hsv[self.current], dst=self.diff)
+        return self.detector.combine(cv2.sumElems(self.diff)[:3], self.width * self.height)
 
 
 def build_detector(cfg: ScenesConfig) -> SceneDetector:
@@ -196,7 +269,9 @@ class _DecodedFrames:
         self.width = int(self.stream.codec_context.width)
         self.height = int(self.stream.codec_context.height)
         self.error: str | None = None  # why decoding stopped early, if it did
-        self._queue: queue.Queue[Any] = queue.Queue(FRAME_QUEUE)
+        frame_bytes = max(self.width * self.height * 3 // 2, 1)
+        depth = max(FRAME_QUEUE_MIN, min(FRAME_QUEUE, FRAME_QUEUE_BYTES // frame_bytes))
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scenes-decode", daemon=True)
 
@@ -256,6 +331,29 @@ def _plane(plane: Any) -> np.ndarray:
     """A decoded plane as a 2-D uint8 view (no copy), without the row padding."""
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, : plane.width]
+
+
+def _integer_step(source: int, target: int) -> int | None:
+    step, rest = divmod(source, target)
+    return step if rest == 0 else None
+
+
+def _shrink(src: np.ndarray, dst: np.ndarray, interpolation: int) -> None:
+    """`cv2.resize(src, dst.shape, dst=dst, interpolation=...)`, bit for bit.
+
+    At an integer ratio OpenCV's sampling lands on whole pixels (nearest: k*x; linear, odd k:
+    k*x + (k-1)/2, with weights 1 and 0), so a strided copy gives the same image while
+    reading a fraction of the source rows. Other ratios go through cv2.resize.
+    """
+    sy, sx = _integer_step(src.shape[0], dst.shape[0]), _integer_step(src.shape[1], dst.shape[1])
+    if sy and sx:
+        if interpolation == cv2.INTER_NEAREST:
+            np.copyto(dst, src[::sy, ::sx])
+            return
+        if interpolation == cv2.INTER_LINEAR and sy % 2 and sx % 2:
+            np.copyto(dst, src[sy // 2 :: sy, sx // 2 :: sx])
+            return
+    cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=interpolation)
 
 
 def small_bgr(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
@@ -326,12 +424,26 @@ class _KeyframeCandidates:
         return min(frames, key=lambda item: abs(item[0] - mid))[1]
 
 
+def _lower_priority() -> None:
+    """Run the calling thread at the lowest CPU priority (Linux: nice applies per thread).
+
+    The JPEG thread then works in the gaps the decoder leaves (its frame threads wait on each
+    other) instead of taking cores from it; the writes still finish before the stage ends.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JPEG_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: normal priority
+        pass
+
+
 class _JpegWriter:
     """Writes JPEGs on one background thread, a few at a time, raising the first error."""
 
     def __init__(self, quality: int):
         self.params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scenes-jpeg")
+        self.pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="scenes-jpeg", initializer=_lower_priority
+        )
         self.pending: list[Future[None]] = []
 
     def _write(self, path: Path, frame: av.VideoFrame | np.ndarray) -> None:
@@ -381,7 +493,7 @@ def scan_video(
     rate = float(cfg.stills_per_second)
     times: list[float] = []
     cut_frames: list[int] = [0]  # first frame of every scene
-    keyframes: dict[int, Any] = {}
+    keyframes: dict[int, str | None] = {}  # scene index -> its keyframe's file name
     stills: list[Still] = []
     next_still = 0
     prev: tuple[int, float, Any] | None = None
@@ -397,14 +509,21 @@ def scan_video(
             stills.append(Still(next_still, next_still / rate, index, name))
             next_still += 1
 
+    def close_scene(end: int) -> None:
+        # The open scene ends before frame `end`: its keyframe is written right away.
+        scene = len(cut_frames) - 1
+        image = candidates.middle(candidates.close_scene(end), cut_frames[-1], end)
+        name = f"scene_{scene:04d}.jpg" if image is not None else None
+        if name is not None and writer is not None and keyframes_dir is not None:
+            writer.submit(keyframes_dir / name, image)
+        keyframes[scene] = name
+
     def add_cuts(cuts: list[FrameTimecode], current: int) -> None:
         for cut in cuts:
             index = bisect.bisect_left(times, cut.seconds - 1e-6)
             if index <= cut_frames[-1] or index > current:
                 continue  # duplicate, out of order, or (defensively) in the future
-            keyframes[len(cut_frames) - 1] = candidates.middle(
-                candidates.close_scene(index), cut_frames[-1], index
-            )
+            close_scene(index)
             cut_frames.append(index)
 
     try:
@@ -417,12 +536,17 @@ def scan_video(
             size = max(decoded.width, decoded.height) or 1
             downscale = float(cfg.downscale) if cfg.downscale else compute_downscale_factor(size)
             width, height = _detector_size(decoded.width, decoded.height, downscale)
+            scorer = ContentScorer.for_detector(detector, width, height)
             for index, t, frame in decoded:
                 if prev is not None:
                     take_stills(t, prev[0], prev[2], inclusive=False)
                 times.append(t)
                 timecode = FrameTimecode(Timecode(pts=round(t * 1e6), time_base=_US), rate_hint)
-                add_cuts(detector.process_frame(timecode, small_bgr(frame, width, height)), index)
+                if scorer is not None:
+                    cuts = scorer.detector.process_score(timecode, scorer.score(frame))
+                else:
+                    cuts = detector.process_frame(timecode, small_bgr(frame, width, height))
+                add_cuts(cuts, index)
                 candidates.offer(index, frame)
                 prev = (index, t, frame)
             if prev is None:
@@ -441,9 +565,7 @@ def scan_video(
             take_stills(end_s, last_index, last_frame, inclusive=False)
             if not stills:  # a zero-length clip still gets one still
                 take_stills(end_s, last_index, last_frame, inclusive=True)
-            keyframes[len(cut_frames) - 1] = candidates.middle(
-                candidates.close_scene(len(times)), cut_frames[-1], len(times)
-            )
+            close_scene(len(times))
             timings["decode_detect"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -451,10 +573,6 @@ def scan_video(
             bounds = [*cut_frames, len(times)]
             for idx in range(len(cut_frames)):
                 start, end = bounds[idx], bounds[idx + 1]
-                image = keyframes.get(idx)
-                name = f"scene_{idx:04d}.jpg" if image is not None else None
-                if image is not None and writer is not None and keyframes_dir is not None:
-                    writer.submit(keyframes_dir / name, image)
                 scenes.append(
                     Scene(
                         idx=idx,
@@ -462,7 +580,7 @@ def scan_video(
                         end_s=times[end] if end < len(times) else end_s,
                         start_frame=start,
                         end_frame=end,
-                        keyframe=name,
+                        keyframe=keyframes.get(idx),
                     )
                 )
             if writer is not None:

@@ -17,9 +17,11 @@ from chfen.config import ScenesConfig
 from chfen.media.scenes import (
     STAGE,
     STAGE_VERSION,
+    ContentScorer,
     FastContentDetector,
     ScenesStage,
     _KeyframeCandidates,
+    _shrink,
     build_detector,
     detector_threshold,
     scan_video,
@@ -28,6 +30,8 @@ from chfen.media.scenes import (
 from chfen.media.testmedia import ClipTruth, register_video
 from chfen.stages import run_for_video
 from warehouse import Warehouse
+
+EDGES = ContentDetector.Components(delta_edges=1.0)
 
 
 def probe_fps(path: Path) -> float:
@@ -253,6 +257,47 @@ def test_fast_content_detector_scores_exactly_like_pyscenedetect(clips) -> None:
             assert fast._frame_score == pytest.approx(stock._frame_score, abs=1e-9)
     assert [c.frame_num for c in cuts_fast] == [c.frame_num for c in cuts_stock]
     assert [c.frame_num for c in cuts_fast] == clips["cuts"].cut_frames
+
+
+def test_content_scorer_on_yuv_planes_gives_the_detectors_exact_scores(clips) -> None:
+    """The stage's scorer (YUV planes, reused buffers) against FastContentDetector on
+    small_bgr frames, frame by frame, including a frame in another pixel format."""
+    import av
+
+    reference = FastContentDetector()
+    direct = FastContentDetector()
+    scorer = ContentScorer.for_detector(direct, 72, 128)
+    assert scorer is not None
+    assert ContentScorer.for_detector(ContentDetector(), 72, 128) is None
+    assert ContentScorer.for_detector(FastContentDetector(weights=EDGES), 72, 128) is None
+    cuts_reference, cuts_direct = [], []
+    with av.open(str(clips["cuts"].path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == 40:  # a stray RGB frame takes the small_bgr path
+                frame = frame.reformat(format="rgb24")
+            timecode = FrameTimecode(i, Fraction(30))
+            cuts_reference += reference.process_frame(timecode, small_bgr(frame, 72, 128))
+            cuts_direct += direct.process_score(timecode, scorer.score(frame))
+            assert direct._frame_score == reference._frame_score  # exactly, not approximately
+    assert [c.frame_num for c in cuts_direct] == clips["cuts"].cut_frames
+    assert [c.frame_num for c in cuts_direct] == [c.frame_num for c in cuts_reference]
+
+
+@pytest.mark.parametrize("interpolation", [cv2.INTER_LINEAR, cv2.INTER_NEAREST])
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [((1280, 720), (256, 144)), ((640, 360), (128, 72)), ((90, 60), (30, 20)), ((96, 64), (48, 32)),
+     ((49, 35), (7, 5)), ((1920, 1080), (256, 144)), ((100, 100), (100, 100))],
+)  # fmt: skip
+def test_shrink_is_bit_identical_to_cv2_resize(src, dst, interpolation) -> None:
+    """Strided copies at integer ratios (odd ones for linear), cv2.resize otherwise: the
+    detector sees exactly the image OpenCV would give it."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, size=src, dtype=np.uint8)
+    expected = cv2.resize(image, (dst[1], dst[0]), interpolation=interpolation)
+    out = np.empty(dst, np.uint8)
+    _shrink(image, out, interpolation)
+    assert np.array_equal(out, expected)
 
 
 def test_small_bgr_matches_a_full_conversion_scaled_down(clips) -> None:
