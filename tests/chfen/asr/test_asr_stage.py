@@ -13,6 +13,7 @@ import pytest
 import chfen.asr.transcribe as transcribe_mod
 from chfen.asr import STAGE, STAGE_VERSION, AsrStage
 from chfen.asr.transcribe import load_whisper
+from chfen.asr.words import SENTENCE_END
 from chfen.config import AsrConfig
 from chfen.media.testmedia import SAMPLE_RATE, register_video, write_wav
 from chfen.stages import run_for_video
@@ -99,23 +100,37 @@ def test_jfk_words_and_times(wh, jfk_wav) -> None:
     assert wh.stage_status("jfk", STAGE, STAGE_VERSION) == "done"
 
 
+# Word-time tolerance, from the measured spread (tiny.en on this script, pyannote and Silero VAD,
+# 1 and 2 threads: 26 matched words each): starts within -0.33..+0.14 s of the script, ends
+# -0.15 s early at most. A word's END may run on through the pause after it: faster-whisper's
+# DTW makes word boundaries contiguous inside one VAD chunk, so whether "morning" (before a
+# 1.3 s pause) ends at 16.3 s or 17.35 s depends only on whether the VAD split that pause off,
+# which its model decides near its threshold and differs between machines. Hence starts are
+# checked both ways, ends only for not being early and for not reaching into the next word.
+WORD_TIME_TOLERANCE_S = 0.5
+
+
 def check_script(speech: Any, words: list[dict[str, Any]]) -> None:
     """≥80% of the scripted content words recognized; each recognized scripted word where the
-    script put it (its middle within ±0.5 s)."""
+    script put it: its start within the tolerance, its end not before the word's end and not
+    past the next recognized scripted word's start (both within the tolerance)."""
     script = [normalize(w.word) for w in speech.words]
     heard = [normalize(w["word"]) for w in words]
     expected = content_words(" ".join(w.word for w in speech.words))
     assert recognized_share(expected, words) >= 0.8, heard
     matcher = difflib.SequenceMatcher(a=script, b=heard, autojunk=False)
-    matched = 0
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            truth, got = speech.words[block.a + k], words[block.b + k]
-            mid_truth = (truth.start_s + truth.end_s) / 2
-            mid_got = (got["start_s"] + got["end_s"]) / 2
-            assert abs(mid_got - mid_truth) <= 0.5, (truth, got)
-            matched += 1
-    assert matched >= 0.8 * len(script)
+    pairs = [
+        (speech.words[block.a + k], words[block.b + k])
+        for block in matcher.get_matching_blocks()
+        for k in range(block.size)
+    ]
+    tol = WORD_TIME_TOLERANCE_S
+    for (truth, got), nxt in zip(pairs, [*pairs[1:], None], strict=True):
+        assert abs(got["start_s"] - truth.start_s) <= tol, (truth, got)
+        assert got["end_s"] >= truth.end_s - tol, (truth, got)
+        limit = nxt[0].start_s if nxt is not None else speech.duration_s
+        assert got["end_s"] <= limit + tol, (truth, got, nxt)
+    assert len(pairs) >= 0.8 * len(script)
 
 
 def test_scripted_espeak_speech(wh, espeak_speech) -> None:
@@ -123,8 +138,15 @@ def test_scripted_espeak_speech(wh, espeak_speech) -> None:
     assert outcome.ok, outcome.message
     assert_well_formed(segments, words, espeak_speech.duration_s)
     check_script(espeak_speech, words)
-    # Sentence segments: the four sentences come back as (about) four segments.
-    assert 3 <= len(segments) <= 6
+    # Sentence segments: a segment ends after every sentence-ending punctuation mark the
+    # recognizer wrote (and at its own segment ends). Their number is not fixed: from the same
+    # audio, tiny.en wrote the four full stops on one machine and none at all on another.
+    last_of_segment = {max(w["word_idx"] for w in words if w["segment_idx"] == s["segment_idx"])
+                       for s in segments}  # fmt: skip
+    for w in words:
+        if w["word"].endswith(SENTENCE_END):
+            assert w["word_idx"] in last_of_segment, w
+    assert len(segments) <= 6
 
 
 def test_silero_vad_from_its_package(wh, espeak_speech) -> None:
