@@ -307,15 +307,16 @@ NEUTRAL_TITLES: tuple[str, ...] = (
     "A normal day at the office",
 )
 
-# Muted greys, dark and light, shared by every neutral video. Each has a partner far enough away
-# in OpenCV HSV for a clean cut (a test checks it, as for the emotions' palettes).
+# Plain greys, dark and light, shared by every neutral video. Pure greys (R = G = B): a near-grey
+# with a faint tint has an unstable hue after lossy re-encoding, which ContentDetector reads as
+# cuts. Each has a partner far enough away in OpenCV HSV for a clean cut (a test checks it).
 NEUTRAL_PALETTE: tuple[str, ...] = (
-    "#2F3136",
-    "#3B3F45",
-    "#34302C",
-    "#C8CACC",
-    "#D9D4CC",
-    "#E6E8EA",
+    "#2E2E2E",
+    "#383838",
+    "#262626",
+    "#C4C4C4",
+    "#D4D4D4",
+    "#E4E4E4",
 )
 NEUTRAL_MOTION = 0.8
 # espeak-ng's defaults, more or less; each uploader's voice shifts them a little.
