@@ -5,6 +5,28 @@ two re-uploads of earlier videos (for duplicate detection) and the "hard cases" 
 that must fail cleanly or land safely. Rendering (`chfen.demo.render`) follows the specs exactly,
 so everything the ground truth says that does not depend on espeak-ng's output is known here.
 
+The emotional signal is built so that no single field gives the label away and a model has to
+fuse modalities (`chfen.demo.cues` holds the probabilities and the ceiling arithmetic):
+
+- Each catalogue video has a balanced, seeded true emotion (what the simulated crew labels
+  from). Four cue channels are then drawn independently for it, each from its own seeded RNG:
+  `words` (spoken sentences), `prosody` (espeak-ng pitch, rate, loudness and the background
+  chord), `visuals` (palette, brightness, motion) and `title`. A channel carries the truth with
+  its probability p (words 0.40, prosody 0.36, visuals 0.60, title 0.60), else shows another
+  emotion's cue (15 % of the rest) or, mostly, something neutral: neutral sentences, a near-
+  default voice shifted per uploader over a shared chord, a muted grey palette, an everyday
+  title ("Tuesday vlog").
+- Titles never hold an emotion word, emoji or emotion hashtag: an emotional title is a situation
+  ("Someone keyed my car again"), six phrasings per emotion. Descriptions and hashtags (the
+  uploader's topic and generic ones) never depend on the emotion.
+- Ceilings: the Bayes-optimal accuracy from each embedding modality's channels (title: title;
+  text: words; audio and audio_seq: words and prosody, whisper hears both; scene: visuals;
+  face: nothing) is at most 0.643, from all four channels 0.903 (0.852 against the crew's
+  label). The ground truth publishes them, each video's cues and carriers, and the realised
+  carrier shares.
+- Uploaders are independent of emotions: about one per three videos in small catalogues (8 for
+  the default 24), one per ten in large ones (30 for 240), never fewer than three.
+
 Randomness comes from `random.Random` seeded with strings, which hashes them with SHA-512: the
 plan is the same on every machine and Python run, whatever PYTHONHASHSEED is.
 """
@@ -18,19 +40,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from chfen.config import DemoSiteConfig
+from chfen.demo.cues import ABSENT, CHANNELS, draw_cues
 from chfen.demo.vocabulary import (
+    DESCRIPTION_LINES,
     GENERIC_HASHTAGS,
     HANDLE_NAMES,
     HANDLE_SUFFIXES,
+    NEUTRAL_AMPLITUDE,
+    NEUTRAL_CHORD_HZ,
+    NEUTRAL_MOTION,
+    NEUTRAL_PALETTE,
+    NEUTRAL_PITCH,
+    NEUTRAL_RATE,
     NEUTRAL_SENTENCES,
+    NEUTRAL_TITLES,
     STYLES,
-    TITLE_SUBJECTS,
+    TOPIC_HASHTAGS,
     VOICES,
 )
 from chfen.labels import PLUTCHIK
 
 # Bump whenever a change alters generated media or ground truth: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 HARDCASES_UPLOADER = "hardcases"
 # The hidden video whose bytes the truncated, oversized and stalled hard cases serve.
@@ -51,16 +82,11 @@ TRUNCATE_FRACTION = 0.45
 GARBAGE_BYTES = 400_000
 TOO_LONG_S = 200
 
-EMOJI = {
-    "joy": "😄",
-    "trust": "🤝",
-    "fear": "😱",
-    "surprise": "😲",
-    "sadness": "😢",
-    "disgust": "🤢",
-    "anger": "😡",
-    "anticipation": "⏳",
-}
+# Catalogue videos last MIN_DURATION_S..MAX_DURATION_S whole seconds, skewed short (mean about
+# 11 s): long enough for two or three sentences, short enough that 240 videos go through the
+# pipeline on two cores.
+MIN_DURATION_S = 6
+MAX_DURATION_S = 20
 WATERMARK_COLORS = ("#FF006E", "#8338EC", "#3A86FF", "#FB5607", "#FFBE0B", "#06D6A0", "#EF476F")
 
 Render = Literal["synth", "transcode", "truncate", "garbage", "none"]
@@ -69,12 +95,19 @@ Serve = Literal["file", "missing", "oversized", "stall_body"]
 
 @dataclass(frozen=True)
 class Uploader:
-    """A channel: `handle` is what pages and yt-dlp show, `slug` is its URL segment."""
+    """A channel: `handle` is what pages and yt-dlp show, `slug` is its URL segment.
+
+    `topic` is its hashtag; `pitch_shift` and `rate_shift` make its espeak-ng voice its own.
+    None of them depends on the emotions of its videos.
+    """
 
     handle: str
     slug: str
     voice: str
     color: str
+    topic: str = "life"
+    pitch_shift: int = 0
+    rate_shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +156,10 @@ class VideoSpec:
     pitch: int = 50
     rate: int = 175
     amplitude: int = 100
+    chord_hz: tuple[float, ...] = ()  # the quiet background chord (none: silence under speech)
+    tremolo_hz: float = 0.0
+    # (channel, what it shows): an emotion, "neutral" or "absent"; empty for failing items.
+    cues: tuple[tuple[str, str], ...] = ()
     crf: int = 23
     render: Render = "synth"
     serve: Serve = "file"
@@ -143,6 +180,17 @@ class VideoSpec:
     def cuts(self) -> list[float]:
         """Cut times in seconds: the start of every shot but the first."""
         return [s.start for s in self.shots[1:]]
+
+    @property
+    def shows(self) -> dict[str, str]:
+        """Cue channel -> what it shows (an emotion, "neutral" or "absent")."""
+        return dict(self.cues)
+
+    @property
+    def carriers(self) -> list[str]:
+        """The cue channels that show this video's true emotion, in CHANNELS order."""
+        shows = self.shows
+        return [c for c in CHANNELS if self.emotion is not None and shows.get(c) == self.emotion]
 
 
 @dataclass(frozen=True)
@@ -170,8 +218,10 @@ class CataloguePlan:
 
 
 def n_uploaders_for(n_videos: int) -> int:
-    """About one uploader per ten videos, never fewer than three (so uploader splits work)."""
-    return max(3, round(n_videos / 10))
+    """About one uploader per three videos for small catalogues (8 for the default 24), about
+    one per ten for large ones (30 for 240), never fewer than three, so that a split by uploader
+    has several uploaders on every side."""
+    return max(3, min(round(n_videos / 3), 6 + round(n_videos / 10)))
 
 
 def hsv_cv(color: str) -> tuple[float, float, float]:
@@ -233,6 +283,9 @@ def _plan_uploaders(seed: int, n: int) -> list[Uploader]:
             slug=slug,
             voice=voices[i % len(voices)],
             color=WATERMARK_COLORS[rng.randrange(len(WATERMARK_COLORS))],
+            topic=rng.choice(TOPIC_HASHTAGS),
+            pitch_shift=rng.randint(-6, 6),
+            rate_shift=rng.randint(-10, 10),
         )
         for i, slug in enumerate(slugs)
     ]
@@ -256,17 +309,24 @@ def _pick_colors(palette: list[str], prev: tuple[str, ...], gradient: bool) -> t
     raise ValueError(f"palette {palette} has no colour that cuts cleanly from {prev}")
 
 
+def _look(shows: str) -> tuple[tuple[str, ...], float]:
+    """Palette and motion speed of what the visuals channel shows."""
+    if shows in STYLES:
+        return STYLES[shows].palette, STYLES[shows].motion
+    return NEUTRAL_PALETTE, NEUTRAL_MOTION
+
+
 def _plan_shots(
-    rng: random.Random, emotion: str, duration: float, fps: int, width: int, height: int
+    rng: random.Random, visuals: str, duration: float, fps: int, width: int, height: int
 ) -> tuple[ShotSpec, ...]:
-    style = STYLES[emotion]
+    base_palette, motion = _look(visuals)
     ticks = round(duration / CUT_GRID_S)
     min_ticks = round(MIN_SHOT_S / CUT_GRID_S)
     n_shots = rng.randint(2, max(2, min(6, int(duration // 2.5))))
     spare = ticks - n_shots * min_ticks
     points = sorted(rng.randint(0, spare) for _ in range(n_shots - 1))
     lengths = [b - a + min_ticks for a, b in zip([0, *points], [*points, spare], strict=True)]
-    palette = list(style.palette)
+    palette = list(base_palette)
     shots: list[ShotSpec] = []
     prev: tuple[str, ...] = ()
     start_ticks = 0
@@ -279,8 +339,8 @@ def _plan_shots(
         # Cap the speed so that even at half the frame rate a frame moves the element only a
         # little: a fast mover must never look like a cut.
         max_freq = MAX_MOVER_PX_PER_FRAME * fps / (2 * math.pi * max(amp_x * width, amp_y * height))
-        freq_x = min(style.motion * rng.uniform(0.12, 0.3), max_freq)
-        freq_y = min(style.motion * rng.uniform(0.12, 0.3), max_freq)
+        freq_x = min(motion * rng.uniform(0.12, 0.3), max_freq)
+        freq_y = min(motion * rng.uniform(0.12, 0.3), max_freq)
         bright = hsv_cv(colors[0])[2] >= 128
         shots.append(
             ShotSpec(
@@ -303,11 +363,15 @@ def _plan_shots(
     return tuple(shots)
 
 
-def _plan_script(rng: random.Random, emotion: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    sentences = list(STYLES[emotion].sentences)
-    rng.shuffle(sentences)
-    if rng.random() < 0.5:
-        sentences.insert(rng.randrange(1, len(sentences)), rng.choice(NEUTRAL_SENTENCES))
+def _plan_script(rng: random.Random, words: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Candidate sentences for what the words channel shows (an emotion or neutral), in order."""
+    if words in STYLES:
+        sentences = list(STYLES[words].sentences)
+        rng.shuffle(sentences)
+        if rng.random() < 0.5:
+            sentences.insert(rng.randrange(1, len(sentences)), rng.choice(NEUTRAL_SENTENCES))
+    else:
+        sentences = rng.sample(NEUTRAL_SENTENCES, 8)
     pauses = [round(rng.uniform(0.3, 1.0), 2)] + [
         round(rng.uniform(0.35, 1.1), 2) for _ in sentences[1:]
     ]
@@ -330,21 +394,51 @@ def _counts(rng: random.Random, scale: float = 1.0) -> tuple[int, int]:
     return views, int(views * rng.uniform(0.01, 0.12))
 
 
+def _voice(shows: str, uploader: Uploader, rng: random.Random) -> dict[str, object]:
+    """espeak-ng settings and background chord for what the prosody channel shows."""
+    if shows in STYLES:
+        style = STYLES[shows]
+        pitch, rate, amplitude = style.pitch, style.rate, style.amplitude
+        chord, tremolo = style.chord_hz, style.tremolo_hz
+        shift_pitch, shift_rate = uploader.pitch_shift // 2, uploader.rate_shift // 2
+    else:
+        pitch, rate, amplitude = NEUTRAL_PITCH, NEUTRAL_RATE, NEUTRAL_AMPLITUDE
+        chord, tremolo = NEUTRAL_CHORD_HZ, 0.0
+        shift_pitch, shift_rate = uploader.pitch_shift, uploader.rate_shift
+    return {
+        "pitch": max(0, min(99, pitch + shift_pitch + rng.randint(-3, 3))),
+        "rate": rate + shift_rate + rng.randint(-6, 6),
+        "amplitude": amplitude,
+        "chord_hz": chord,
+        "tremolo_hz": tremolo,
+    }
+
+
+def _title(rng: random.Random, shows: str) -> str:
+    """A situation for an emotion, an everyday phrase for neutral; sometimes part of a series."""
+    title = rng.choice(STYLES[shows].titles if shows in STYLES else NEUTRAL_TITLES)
+    if rng.random() < 0.25:
+        title = f"{title}, part {rng.randint(2, 5)}"
+    return title
+
+
 def _catalogue_video(
     seed: int, index: int, emotion: str, uploader: Uploader, portrait: bool, fps: int, vfr: bool
 ) -> VideoSpec:
     rng = _rng(seed, "video", index)
-    style = STYLES[emotion]
+    # Its own stream, so the cue draws do not depend on how many draws the content takes.
+    shows = draw_cues(_rng(seed, "cues", index), emotion)
     width, height = (720, 1280) if portrait else (1280, 720)
-    # 8-45 s, skewed towards the short end as on real short-video platforms (mean about 22 s);
-    # it also keeps generation quick, which scales with the total number of frames.
-    duration = float(8 + round(37 * rng.random() ** 1.6))
-    script, pauses = _plan_script(rng, emotion)
-    title = f"{rng.choice(style.title_phrases)} {rng.choice(TITLE_SUBJECTS)}"
-    if rng.random() < 0.3:
-        title = f"{title} {EMOJI[emotion]}"
-    tags = tuple(rng.sample(style.hashtags, 2)) + tuple(rng.sample(GENERIC_HASHTAGS, 2))
-    description = f"{script[0]} " + " ".join(f"#{t}" for t in tags)
+    # Skewed towards the short end as on real short-video platforms (mean about 11 s); it also
+    # keeps generation and the pipeline quick, which scale with the total number of frames.
+    span = MAX_DURATION_S - MIN_DURATION_S
+    duration = float(MIN_DURATION_S + round(span * rng.random() ** 1.7))
+    script, pauses = _plan_script(rng, shows["words"])
+    title = _title(rng, shows["title"])
+    tags = (uploader.topic, *rng.sample(GENERIC_HASHTAGS, 2))
+    lines = rng.sample(DESCRIPTION_LINES, rng.randint(1, 2))
+    description = " ".join([*lines, *(f"#{t}" for t in tags)])
+    voice = _voice(shows["prosody"], uploader, rng)
     views, likes = _counts(rng)
     return VideoSpec(
         id=f"v{index:04d}",
@@ -363,13 +457,12 @@ def _catalogue_video(
         height=height,
         fps=fps,
         vfr=vfr,
-        shots=_plan_shots(rng, emotion, duration, fps, width, height),
+        shots=_plan_shots(rng, shows["visuals"], duration, fps, width, height),
         script=script,
         pauses=pauses,
         voice=uploader.voice,
-        pitch=max(0, min(99, style.pitch + rng.randint(-4, 4))),
-        rate=style.rate + rng.randint(-8, 8),
-        amplitude=style.amplitude,
+        cues=tuple((c, shows[c]) for c in CHANNELS),
+        **voice,  # type: ignore[arg-type]
     )
 
 
@@ -453,8 +546,17 @@ def _hard_cases(seed: int) -> list[VideoSpec]:
             pitch=style.pitch,
             rate=style.rate,
             amplitude=style.amplitude,
+            chord_hz=style.chord_hz,
+            tremolo_hz=style.tremolo_hz,
+            # Written for their mood, titles included; without audio, words and prosody are absent.
+            cues=tuple((c, mood) for c in CHANNELS),
         )
-        return replace(spec, **overrides)  # type: ignore[arg-type]
+        spec = replace(spec, **overrides)  # type: ignore[arg-type]
+        if not spec.has_audio:
+            silent = {"words", "prosody"}
+            cues = tuple((c, ABSENT if c in silent else s) for c, s in spec.cues)
+            spec = replace(spec, cues=cues)
+        return spec
 
     base = synth(HARD_BASE_ID, "joy", 10.0, kind="hidden", title="base for derived hard cases")
 
@@ -473,6 +575,7 @@ def _hard_cases(seed: int) -> list[VideoSpec]:
             expect="fail",
             fail_kind=fail_kind,
             note=note,
+            cues=(),
         )
         return replace(spec, **overrides)  # type: ignore[arg-type]
 
@@ -510,6 +613,7 @@ def _hard_cases(seed: int) -> list[VideoSpec]:
             fps=10,
             title="Full livestream replay",
             emotion=None,
+            cues=(),
             expect="fail",
             fail_kind="too_long",
             note=f"{TOO_LONG_S} s, longer than the crawl's max duration (default 180 s)",

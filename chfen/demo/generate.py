@@ -6,7 +6,11 @@ The cache lives in `<cache_dir>/seed<seed>-n<n_videos>-g<GENERATOR_VERSION>/`:
     thumbs/<id>.jpg     thumbnails
     items/<id>.json     what rendering measured (sentence times, size, sha256); written last,
                         so its presence means the item is complete
-    ground_truth.json   everything, assembled from the plan and the item records
+    ground_truth.json   everything, assembled from the plan and the item records: per video its
+                        emotion, which cue channels show what (`cues`) and which carry the
+                        emotion (`carriers`); at the top the cue design, the ceilings it sets
+                        per embedding modality and for all cues together, and the share of
+                        carriers per channel in this catalogue (`chfen.demo.cues`)
 
 A second start with nothing missing only reads ground_truth.json and checks that the files are
 there. An exclusive lock on the folder keeps two processes (a CLI and a test run, say) from
@@ -39,6 +43,7 @@ from chfen.demo.catalogue import (
     iso_duration,
     plan_catalogue,
 )
+from chfen.demo.cues import ceilings_report
 from chfen.labels import NO_EMOTION, PLUTCHIK
 
 log = logging.getLogger(__name__)
@@ -173,6 +178,12 @@ def _entry(plan: CataloguePlan, root: Path, spec: VideoSpec) -> dict[str, Any]:
         "description": spec.description,
         "tags": list(spec.tags),
         "emotion": spec.emotion,
+        # What each cue channel shows ("neutral", "absent" or an emotion) and whether it is
+        # the true one; None for items without an emotion.
+        "cues": {c: {"shows": s, "carries": s == spec.emotion} for c, s in spec.cues}
+        if spec.emotion is not None and spec.cues
+        else None,
+        "carriers": spec.carriers,
         "upload_time": spec.upload_time,
         "upload_date": spec.upload_time[:10],
         "view_count": spec.view_count,
@@ -240,8 +251,16 @@ def _assemble(plan: CataloguePlan, root: Path) -> dict[str, Any]:
         "no_emotion": NO_EMOTION,
         "hardcases_uploader": HARDCASES_UPLOADER,
         "uploaders": uploaders,
+        # cue_design, ceilings, carrier_shares: over the catalogue videos (no re-uploads).
+        **plan_ceilings(plan),
         "videos": [_entry(plan, root, v) for v in listed],
     }
+
+
+def plan_ceilings(plan: CataloguePlan) -> dict[str, Any]:
+    """The cue design, ceilings and carrier shares of a plan's catalogue videos."""
+    pairs = [(v.emotion, v.shows) for v in plan.videos if v.kind == "catalogue" and v.emotion]
+    return ceilings_report(pairs)
 
 
 def _complete(root: Path, plan: CataloguePlan) -> bool:

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from chfen.demo.catalogue import GARBAGE_BYTES, TRUNCATE_FRACTION, VideoSpec
-from chfen.demo.vocabulary import STYLES
 
 SPEECH_RATE = 22050  # espeak-ng's native sample rate; ffmpeg resamples to AUDIO_RATE
 AUDIO_RATE = 44100
@@ -110,16 +109,15 @@ def speak(text: str, voice: str, pitch: int, rate: int, amplitude: int, item: st
     return pcm.astype(np.float32) / 32768.0
 
 
-def _bed(duration: float, emotion: str, rng: random.Random) -> np.ndarray:
-    """A quiet chord under the speech: audio-only models get emotion signal beyond words."""
-    style = STYLES[emotion]
-    t = np.arange(int(round(duration * SPEECH_RATE)), dtype=np.float32) / SPEECH_RATE
+def _bed(spec: VideoSpec, rng: random.Random) -> np.ndarray:
+    """A quiet chord under the speech, part of the prosody cue (an emotion's or the neutral one)."""
+    t = np.arange(int(round(spec.duration * SPEECH_RATE)), dtype=np.float32) / SPEECH_RATE
     bed = np.zeros_like(t)
-    for hz in style.chord_hz:
+    for hz in spec.chord_hz:
         bed += np.sin(2 * np.pi * hz * t + rng.uniform(0, 2 * np.pi)).astype(np.float32)
     bed *= 0.012
-    if style.tremolo_hz:
-        bed *= 0.6 + 0.4 * np.sin(2 * np.pi * style.tremolo_hz * t)
+    if spec.tremolo_hz:
+        bed *= 0.6 + 0.4 * np.sin(2 * np.pi * spec.tremolo_hz * t)
     # Fade in and out so the bed has no click at either end.
     ramp = min(len(t) // 4, SPEECH_RATE // 2)
     if ramp:
@@ -132,8 +130,7 @@ def synth_audio(spec: VideoSpec) -> tuple[bytes, list[Sentence]]:
     """The soundtrack as 16-bit mono WAV bytes, and the sentences placed in it."""
     n = int(round(spec.duration * SPEECH_RATE))
     rng = random.Random(f"chfen-demo/audio/{spec.id}")
-    track = _bed(spec.duration, spec.emotion or "trust", rng) if spec.emotion else np.zeros(n)
-    track = track.astype(np.float32)
+    track = _bed(spec, rng).astype(np.float32)
     placed: list[Sentence] = []
     cursor = 0.0
     for text, pause in zip(spec.script, spec.pauses, strict=True):
@@ -145,7 +142,7 @@ def synth_audio(spec: VideoSpec) -> tuple[bytes, list[Sentence]]:
         first, last = int(loud[0]), int(loud[-1]) + 1
         end = at + last / SPEECH_RATE
         if end > spec.duration - TAIL_S:
-            break  # the script is longer than the video: stop at the last sentence that fits
+            continue  # does not fit in what is left of the video: a shorter one later may
         offset = int(round(at * SPEECH_RATE))
         track[offset : offset + len(pcm)] += pcm[: max(0, n - offset)]
         placed.append(Sentence(round(at + first / SPEECH_RATE, 3), round(end, 3), text))

@@ -1,9 +1,11 @@
-"""What each emotion looks and sounds like on the demo site.
+"""What each emotion (and "neutral") looks and sounds like on the demo site.
 
-Every video's ground-truth emotion shapes its spoken sentences, title, hashtags, espeak-ng voice
-(pitch, rate, loudness), shot palette and brightness, motion speed and a quiet background chord,
-so that text, audio and image models all have real signal to learn from. The sentences use plain,
-frequent English words because Whisper tiny.en mishears espeak-ng on rarer ones.
+A video's cue channels (`chfen.demo.cues`) each show one emotion or neutral; the style of what a
+channel shows supplies its content: spoken sentences (words), espeak-ng pitch, rate and loudness
+and a quiet background chord (prosody), shot palette, brightness and motion speed (visuals), and
+the title (title). Emotional titles are situations, never emotion words, emoji or hashtags; the
+description and hashtags never depend on the emotion. The sentences use plain, frequent English
+words because Whisper tiny.en mishears espeak-ng on rarer ones.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ class EmotionStyle:
     """The content recipe for one emotion."""
 
     sentences: tuple[str, ...]
-    title_phrases: tuple[str, ...]
-    hashtags: tuple[str, ...]
+    # Situations that evoke the emotion without naming it (no emotion word, emoji or hashtag).
+    titles: tuple[str, ...]
     # Background colours (#RRGGBB). Each has at least one partner far enough away in OpenCV HSV
     # for PySceneDetect's ContentDetector to see a cut between them (checked by the planner).
     palette: tuple[str, ...]
@@ -43,14 +45,14 @@ STYLES: dict[str, EmotionStyle] = {
             "The kids are laughing and playing in the sun.",
             "What a great day with my best friends.",
         ),
-        title_phrases=(
-            "Best day ever",
-            "Pure happiness",
-            "So much fun",
-            "Happy vibes",
-            "Party time",
+        titles=(
+            "We won the final in the last minute",
+            "Got the letter from my first choice school",
+            "First day at the beach with the whole family",
+            "My little brother took his first steps today",
+            "Passed my driving test on the first try",
+            "The band played our song at the wedding",
         ),
-        hashtags=("happy", "fun", "goodvibes", "smile"),
         palette=("#FFD23F", "#FF8C42", "#FF9EC7", "#FF5E5B", "#7BDFF2", "#B8F2A0"),
         pitch=72,
         rate=180,
@@ -72,14 +74,14 @@ STYLES: dict[str, EmotionStyle] = {
             "I feel safe when you are here with me.",
             "We are a team and we stand together.",
         ),
-        title_phrases=(
-            "You can count on us",
-            "Friends forever",
-            "Always there",
-            "Honest talk",
-            "My team",
+        titles=(
+            "My neighbour looked after the house all summer",
+            "My brother lent me his car for a whole week",
+            "Same mechanic for ten years and he never charged extra",
+            "My coach stayed late every night to help me practise",
+            "A stranger handed back my lost wallet with every card inside",
+            "Grandpa taught me to drive his old truck",
         ),
-        hashtags=("friends", "family", "together", "support"),
         palette=("#3A86FF", "#7FD1AE", "#2A9D8F", "#A8DADC", "#1D3557", "#F1FAEE"),
         pitch=50,
         rate=160,
@@ -101,14 +103,14 @@ STYLES: dict[str, EmotionStyle] = {
             "Help me, there is something in the house.",
             "I have a bad feeling that we are in danger.",
         ),
-        title_phrases=(
-            "Something in the dark",
-            "Too scary",
-            "Night noises",
-            "I was so scared",
-            "Do not go in there",
+        titles=(
+            "Footsteps in the attic at three in the morning",
+            "Our car broke down on a dark empty road",
+            "The power went out in the middle of the storm",
+            "Someone tried the back door last night",
+            "Lost sight of the kids at the mall for ten minutes",
+            "Stuck in the lift between two floors",
         ),
-        hashtags=("scary", "horror", "creepy", "night"),
         palette=("#1B1B2F", "#3A0CA3", "#0B3D2E", "#4A4E69", "#000000", "#5C0A2E"),
         pitch=78,
         rate=200,
@@ -130,14 +132,14 @@ STYLES: dict[str, EmotionStyle] = {
             "Wow, you did all of this for me?",
             "What a surprise, I had no idea at all.",
         ),
-        title_phrases=(
-            "Did not see that coming",
-            "Total shock",
-            "Unexpected guest",
-            "Wait for it",
-            "No way",
+        titles=(
+            "Opened the door and the whole class was there",
+            "Found a hundred dollars in an old coat",
+            "My sister flew home and told nobody",
+            "The cat had kittens in the laundry basket",
+            "A stranger paid for our dinner",
+            "The quiet kid won the talent show",
         ),
-        hashtags=("surprise", "omg", "wow", "unexpected"),
         palette=("#F72585", "#4CC9F0", "#FEE440", "#00F5D4", "#7209B7", "#FFFFFF"),
         pitch=88,
         rate=185,
@@ -159,14 +161,14 @@ STYLES: dict[str, EmotionStyle] = {
             "I lost my job today and I do not know what to do.",
             "My heart is broken and I feel empty inside.",
         ),
-        title_phrases=(
-            "Saying goodbye",
-            "Missing you",
-            "A hard day",
-            "Rainy night",
-            "Empty room",
+        titles=(
+            "Our old dog didn't wake up this morning",
+            "Last day in the house I grew up in",
+            "Cleaning out grandma's room",
+            "My closest friend moved across the country",
+            "The shop my dad ran for thirty years closed today",
+            "Nobody came to my birthday party",
         ),
-        hashtags=("sad", "missingyou", "lonely", "rain"),
         palette=("#0D1B2A", "#9DB4C0", "#3D5A80", "#6C757D", "#1B263B", "#7D8FA3"),
         pitch=28,
         rate=125,
@@ -188,14 +190,14 @@ STYLES: dict[str, EmotionStyle] = {
             "That is disgusting, how could you eat that?",
             "There is something sticky on my shoes.",
         ),
-        title_phrases=(
-            "So gross",
-            "Never eating this again",
-            "Fridge horror",
-            "Worst smell ever",
-            "Dirty kitchen",
+        titles=(
+            "What I found behind the fridge",
+            "Someone left fish in the office microwave for a week",
+            "The hotel sheets had stains on them",
+            "There was a hair in my soup",
+            "The milk turned into chunks",
+            "Cleaning the gym shower drain",
         ),
-        hashtags=("gross", "disgusting", "yuck", "fail"),
         palette=("#6B705C", "#A5A58D", "#7F7F2A", "#3B2F1E", "#8A9A5B", "#C2B280"),
         pitch=38,
         rate=150,
@@ -217,14 +219,14 @@ STYLES: dict[str, EmotionStyle] = {
             "This makes me so mad, I want to scream.",
             "I'm done with your excuses.",
         ),
-        title_phrases=(
-            "I am done",
-            "So unfair",
-            "Worst service ever",
-            "Stop lying",
-            "Enough is enough",
+        titles=(
+            "Someone keyed my car again",
+            "The landlord kept our deposit for no reason",
+            "They cancelled my order after two months",
+            "A driver took my parking spot while I was backing in",
+            "Charged twice and the bank says it is my problem",
+            "Loud music next door at 2 am for the fifth night",
         ),
-        hashtags=("angry", "rant", "unfair", "mad"),
         palette=("#D00000", "#6A040F", "#E85D04", "#1A0000", "#FF4D00", "#F5F5F5"),
         pitch=45,
         rate=205,
@@ -246,14 +248,14 @@ STYLES: dict[str, EmotionStyle] = {
             "I've been planning this for months and it's almost time.",
             "Stay tuned, something big is coming very soon.",
         ),
-        title_phrases=(
-            "Countdown begins",
-            "Almost there",
-            "Big day tomorrow",
-            "Coming soon",
-            "Waiting game",
+        titles=(
+            "Three days until we fly to Japan",
+            "Tomorrow I get my test results",
+            "The job interview call comes tomorrow at nine",
+            "The package says out for delivery",
+            "One more sleep until the big game",
+            "The baby is due next week",
         ),
-        hashtags=("countdown", "soon", "excited", "waiting"),
         palette=("#F4A261", "#E9C46A", "#2A9D8F", "#FFB703", "#264653", "#FB8500"),
         pitch=60,
         rate=175,
@@ -264,32 +266,90 @@ STYLES: dict[str, EmotionStyle] = {
     ),
 }
 
-# Emotion-free lines that real uploaders say too; a few per video keep text models from relying
-# on every sentence being emotional.
+# What a neutral channel shows. Emotion-free lines that real uploaders say too: the whole script
+# of a video whose words are neutral, and now and then one line among emotional ones.
 NEUTRAL_SENTENCES: tuple[str, ...] = (
     "This is my video for today.",
     "Let me show you around.",
     "Here is what we did this week.",
     "Thanks for watching, see you next time.",
     "Do not forget to follow for more.",
+    "First we go to the shop on the corner.",
+    "I put the cup on the table by the door.",
+    "The bus comes at nine every morning.",
+    "We walked to the park and back.",
+    "Now I am going to open the box.",
+    "This part takes about ten minutes.",
+    "You can see the street from this window.",
+    "I will put the link in the notes.",
+    "It is Tuesday and the weather is okay.",
+    "Let us take a look at the next one.",
+    "We need milk, bread and some rice.",
 )
 
-TITLE_SUBJECTS: tuple[str, ...] = (
-    "at the beach",
-    "in the kitchen",
-    "with my dog",
-    "at school",
-    "on the bus",
-    "at grandma's house",
-    "in the park",
-    "at work",
-    "after the concert",
-    "on a rainy night",
-    "in the city",
-    "at the market",
+# Everyday, emotion-free titles.
+NEUTRAL_TITLES: tuple[str, ...] = (
+    "Tuesday vlog",
+    "What I ate today",
+    "Morning routine",
+    "A walk around the block",
+    "Cleaning my desk",
+    "Grocery run",
+    "Quick update",
+    "Trying a new coffee place",
+    "Packing for the weekend",
+    "Desk setup tour",
+    "Sunday errands",
+    "Cooking rice the easy way",
+    "Bus ride to work",
+    "Fixing the bike chain",
+    "Sorting the bookshelf",
+    "A normal day at the office",
 )
 
+# Plain greys, dark and light, shared by every neutral video. Pure greys (R = G = B): a near-grey
+# with a faint tint has an unstable hue after lossy re-encoding, which ContentDetector reads as
+# cuts. Each has a partner far enough away in OpenCV HSV for a clean cut (a test checks it).
+NEUTRAL_PALETTE: tuple[str, ...] = (
+    "#2E2E2E",
+    "#383838",
+    "#262626",
+    "#C4C4C4",
+    "#D4D4D4",
+    "#E4E4E4",
+)
+NEUTRAL_MOTION = 0.8
+# espeak-ng's defaults, more or less; each uploader's voice shifts them a little.
+NEUTRAL_PITCH = 50
+NEUTRAL_RATE = 170
+NEUTRAL_AMPLITUDE = 100
+NEUTRAL_CHORD_HZ: tuple[float, ...] = (196.0, 293.7)
+
+# Descriptions and hashtags never depend on the emotion: a line or two of these, a hashtag of
+# the uploader's topic and two generic ones.
+DESCRIPTION_LINES: tuple[str, ...] = (
+    "Filmed on my phone.",
+    "More next week.",
+    "Posting the rest tomorrow.",
+    "Shot in one take.",
+    "Voice and edit by me.",
+    "Thanks for stopping by.",
+    "Tell me what you think in the comments.",
+    "Part of my daily series.",
+)
 GENERIC_HASHTAGS: tuple[str, ...] = ("shorts", "daily", "vlog", "fyp", "life")
+TOPIC_HASHTAGS: tuple[str, ...] = (
+    "cooking",
+    "travel",
+    "pets",
+    "gaming",
+    "fitness",
+    "music",
+    "diy",
+    "study",
+    "garden",
+    "cars",
+)
 
 # espeak-ng voice variants that Whisper tiny.en transcribes well enough; one per uploader so a
 # channel has a recognisable voice, as real channels do.

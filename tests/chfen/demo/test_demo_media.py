@@ -16,8 +16,10 @@ from scenedetect.detectors import ContentDetector
 from chfen.config import DemoSiteConfig
 from chfen.demo import Catalogue, generate_catalogue
 from chfen.demo.catalogue import TRUNCATE_FRACTION
+from chfen.demo.cues import ABSENT, CHANNELS, NEUTRAL
 from chfen.demo.render import atomic_path
 from chfen.labels import PLUTCHIK
+from chfen.modalities import MODALITIES
 
 
 def probe(path: Path) -> dict[str, Any]:
@@ -53,6 +55,31 @@ def test_ground_truth_lists_every_item(demo_catalogue: Catalogue) -> None:
     for v in gt["videos"]:
         assert v["expect"] in ("ok", "fail")
         assert (v["fail_kind"] is None) == (v["expect"] == "ok")
+
+
+def test_ground_truth_says_which_cues_carry_the_emotion(demo_catalogue: Catalogue) -> None:
+    gt = demo_catalogue.ground_truth
+    assert set(gt["cue_design"]["channels"]) == set(CHANNELS)
+    assert gt["cue_design"]["modality_channels"]["audio"] == ["words", "prosody"]
+    assert set(gt["ceilings"]["vs_truth"]) == {*MODALITIES, "oracle"}
+    assert gt["ceilings"]["vs_truth"]["oracle"] > max(
+        gt["ceilings"]["vs_truth"][m] for m in MODALITIES
+    )
+    catalogue = [v for v in gt["videos"] if v["kind"] == "catalogue"]
+    for channel in CHANNELS:
+        share = sum(channel in v["carriers"] for v in catalogue) / len(catalogue)
+        assert gt["carrier_shares"][channel] == pytest.approx(share, abs=1e-4)
+    for v in gt["videos"]:
+        if v["emotion"] is None:
+            assert v["cues"] is None and v["carriers"] == []
+            continue
+        assert set(v["cues"]) == set(CHANNELS), v["id"]
+        for cue in v["cues"].values():
+            assert cue["carries"] == (cue["shows"] == v["emotion"])
+            assert cue["shows"] in (*PLUTCHIK, NEUTRAL, ABSENT)
+        assert v["carriers"] == [c for c in CHANNELS if v["cues"][c]["carries"]]
+        if v["duplicate_of"]:
+            assert v["cues"] == demo_catalogue.entry(v["duplicate_of"])["cues"]
 
 
 def test_probe_agrees_with_ground_truth(demo_catalogue: Catalogue) -> None:
