@@ -28,9 +28,11 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
+from chfen.labels import PLUTCHIK
 from chfen.modalities import MODALITIES
 
 ENV_PREFIX = "CHFEN_"
@@ -69,9 +71,22 @@ class DemoSiteConfig(_Section):
     port: int = Field(8765, ge=0, le=65535, description="0 picks a free port.")
     n_videos: int = Field(24, ge=1, description="Catalogue size (training needs a few hundred).")
     seed: int = 0
+    emotions: list[Literal[PLUTCHIK]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(PLUTCHIK),
+        min_length=2,
+        description="The emotions the catalogue's videos carry (balanced); a subset makes a "
+        "small catalogue learnable, e.g. for quick experiments and tests.",
+    )
     cache_dir: str | None = Field(
         None, description="Where generated media is cached; default <data_root>/demo_site."
     )
+
+    @field_validator("emotions")
+    @classmethod
+    def _distinct_emotions(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"demo_site.emotions lists an emotion twice: {value}")
+        return [e for e in PLUTCHIK if e in value]  # PLUTCHIK order: one cache key per set
 
 
 class CrawlConfig(_Section):

@@ -204,6 +204,7 @@ class CataloguePlan:
     hard_uploader: Uploader = field(
         default=Uploader(HARDCASES_UPLOADER, HARDCASES_UPLOADER, "en-us", "#FFFFFF")
     )
+    labels: tuple[str, ...] = PLUTCHIK  # the emotions the catalogue videos carry
 
     def spec(self, video_id: str) -> VideoSpec:
         """The spec with this id; KeyError names the id when there is none."""
@@ -423,11 +424,18 @@ def _title(rng: random.Random, shows: str) -> str:
 
 
 def _catalogue_video(
-    seed: int, index: int, emotion: str, uploader: Uploader, portrait: bool, fps: int, vfr: bool
+    seed: int,
+    index: int,
+    emotion: str,
+    uploader: Uploader,
+    portrait: bool,
+    fps: int,
+    vfr: bool,
+    labels: tuple[str, ...] = PLUTCHIK,
 ) -> VideoSpec:
     rng = _rng(seed, "video", index)
     # Its own stream, so the cue draws do not depend on how many draws the content takes.
-    shows = draw_cues(_rng(seed, "cues", index), emotion)
+    shows = draw_cues(_rng(seed, "cues", index), emotion, labels)
     width, height = (720, 1280) if portrait else (1280, 720)
     # Skewed towards the short end as on real short-video platforms (mean about 11 s); it also
     # keeps generation and the pipeline quick, which scale with the total number of frames.
@@ -681,7 +689,8 @@ def plan_catalogue(cfg: DemoSiteConfig) -> CataloguePlan:
     uploaders = _plan_uploaders(seed, n_uploaders_for(n))
 
     # Balanced labels: each emotion within one video of every other.
-    emotions = [PLUTCHIK[i % len(PLUTCHIK)] for i in range(n)]
+    labels = tuple(cfg.emotions)
+    emotions = [labels[i % len(labels)] for i in range(n)]
     rng.shuffle(emotions)
     # Every uploader gets a video before any gets a second; after that, some channels are
     # busier than others, as on real platforms.
@@ -697,7 +706,9 @@ def plan_catalogue(cfg: DemoSiteConfig) -> CataloguePlan:
         fps = 30 if vfr or rng.random() >= 0.25 else 25
         portrait = rng.random() < 0.75
         videos.append(
-            _catalogue_video(seed, i + 1, emotions[i], uploaders[owners[i]], portrait, fps, vfr)
+            _catalogue_video(
+                seed, i + 1, emotions[i], uploaders[owners[i]], portrait, fps, vfr, labels
+            )
         )
     dupes = _duplicates(seed, videos, uploaders, first_index=n + 1)
     return CataloguePlan(
@@ -705,4 +716,5 @@ def plan_catalogue(cfg: DemoSiteConfig) -> CataloguePlan:
         n_videos=n,
         uploaders=tuple(uploaders),
         videos=tuple(videos + dupes + _hard_cases(seed)),
+        labels=labels,
     )

@@ -29,7 +29,8 @@ soundtrack, which hears the words *and* the prosody; `scene` the stills (visuals
 
 The *ceiling* of a set of channels is the expected accuracy of the Bayes-optimal predictor that
 sees, without noise, what each of those channels shows (emotion or neutral), with the labels
-uniform over the eight emotions. It is computed exactly by enumerating all 9^k observations.
+uniform over the catalogue's emotions (the eight by default, `demo_site.emotions`). It is
+computed exactly by enumerating all 9^k observations.
 With the rates above:
 
     modality          vs truth  vs crew
@@ -106,8 +107,9 @@ assert set(MODALITY_CHANNELS) == set(MODALITIES), "every embedding modality need
 ORACLE = "oracle"
 
 
-def draw_cues(rng: random.Random, emotion: str) -> dict[str, str]:
-    """What each channel shows for a video whose true emotion is `emotion` (one draw each)."""
+def draw_cues(rng: random.Random, emotion: str, labels: Sequence[str] = PLUTCHIK) -> dict[str, str]:
+    """What each channel shows for a video whose true emotion is `emotion` (one draw each);
+    a misleading channel shows another of the catalogue's `labels`."""
     shows = {}
     for channel in CHANNELS:
         rate = CUE_RATES[channel]
@@ -115,13 +117,13 @@ def draw_cues(rng: random.Random, emotion: str) -> dict[str, str]:
         if u < rate.carries:
             shows[channel] = emotion
         elif u < rate.carries + rate.misleads:
-            shows[channel] = rng.choice([e for e in PLUTCHIK if e != emotion])
+            shows[channel] = rng.choice([e for e in labels if e != emotion])
         else:
             shows[channel] = NEUTRAL
     return shows
 
 
-def _likelihood(channel: str, shown: str, truth: str) -> float:
+def _likelihood(channel: str, shown: str, truth: str, n_labels: int = len(PLUTCHIK)) -> float:
     """P(channel shows `shown` | true emotion `truth`)."""
     rate = CUE_RATES[channel]
     if shown == NEUTRAL:
@@ -130,27 +132,36 @@ def _likelihood(channel: str, shown: str, truth: str) -> float:
         return 1.0  # says nothing about the emotion
     if shown == truth:
         return rate.carries
-    return rate.misleads / (len(PLUTCHIK) - 1)
+    return rate.misleads / (n_labels - 1)
 
 
-def posterior(shows: Mapping[str, str], channels: Iterable[str]) -> list[float]:
-    """Unnormalised P(truth, observation) for each emotion in PLUTCHIK order (uniform prior)."""
+def posterior(
+    shows: Mapping[str, str], channels: Iterable[str], labels: Sequence[str] = PLUTCHIK
+) -> list[float]:
+    """Unnormalised P(truth, observation) for each emotion of `labels` (uniform prior)."""
+    channels = tuple(channels)
     out = []
-    for truth in PLUTCHIK:
-        p = 1.0 / len(PLUTCHIK)
+    for truth in labels:
+        p = 1.0 / len(labels)
         for channel in channels:
-            p *= _likelihood(channel, shows[channel], truth)
+            p *= _likelihood(channel, shows[channel], truth, len(labels))
         out.append(p)
     return out
 
 
-def bayes_predict(shows: Mapping[str, str], channels: Iterable[str]) -> str:
-    """The emotion a perfect reader of `channels` would guess (ties: first in PLUTCHIK)."""
-    post = posterior(shows, tuple(channels))
-    return PLUTCHIK[max(range(len(post)), key=post.__getitem__)]
+def bayes_predict(
+    shows: Mapping[str, str], channels: Iterable[str], labels: Sequence[str] = PLUTCHIK
+) -> str:
+    """The emotion a perfect reader of `channels` would guess (ties: first in `labels`)."""
+    post = posterior(shows, tuple(channels), labels)
+    return labels[max(range(len(post)), key=post.__getitem__)]
 
 
-def ceiling(channels: Sequence[str], crew: Sequence[Sequence[float]] | None = None) -> float:
+def ceiling(
+    channels: Sequence[str],
+    crew: Sequence[Sequence[float]] | None = None,
+    labels: Sequence[str] = PLUTCHIK,
+) -> float:
     """Expected accuracy of the Bayes-optimal predictor that sees `channels` (exact).
 
     Against the truth when `crew` is None. Otherwise `crew[t][c]` is the chance that the crew's
@@ -158,16 +169,16 @@ def ceiling(channels: Sequence[str], crew: Sequence[Sequence[float]] | None = No
     videos the training data drops); the accuracy is then over the videos kept, against the
     crew's label, and the predictor picks argmax_c sum_t P(t | cues) crew[t][c].
     """
-    n = len(PLUTCHIK)
-    values = [*PLUTCHIK, NEUTRAL]
+    n = len(labels)
+    values = [*labels, NEUTRAL]
     total = 0.0
     for combo in itertools.product(values, repeat=len(channels)):
         shows = dict(zip(channels, combo, strict=True))
-        joint = posterior(shows, channels)
+        joint = posterior(shows, channels, labels)
         if crew is None:
             total += max(joint)
-        else:
-            total += max(sum(joint[t] * crew[t][c] for t in range(n)) for c in range(n))
+        else:  # the crew may answer any of PLUTCHIK's eight
+            total += max(sum(joint[t] * crew[t][c] for t in range(n)) for c in range(len(PLUTCHIK)))
     if crew is not None:
         total /= sum(sum(row) for row in crew) / n  # P(kept)
     return total
@@ -194,8 +205,11 @@ def crew_hard_label(
     return max(PLUTCHIK, key=lambda e: (counts[e], -PLUTCHIK.index(e)))
 
 
-def crew_label_distribution(draws: int = 4000, seed: int = 0) -> list[list[float]]:
-    """`q[t][c]`: chance the simulated default crew's hard label is emotion c for truth t.
+def crew_label_distribution(
+    draws: int = 4000, seed: int = 0, labels: Sequence[str] = PLUTCHIK
+) -> list[list[float]]:
+    """`q[t][c]`: chance the simulated default crew's hard label is PLUTCHIK[c] for the truth
+    labels[t].
 
     A seeded Monte Carlo through `labeling.simulate` itself (its default crew, skips included),
     `draws` videos per emotion, the votes kept or dropped with `TrainConfig`'s default
@@ -207,7 +221,7 @@ def crew_label_distribution(draws: int = 4000, seed: int = 0) -> list[list[float
     train = TrainConfig()
     crew = default_crew()
     q = []
-    for truth in PLUTCHIK:
+    for truth in labels:
         rng = random.Random(f"chfen-demo/crew/{seed}/{truth}")
         counts: Counter[str] = Counter()
         for _ in range(draws):
@@ -224,12 +238,14 @@ def crew_label_distribution(draws: int = 4000, seed: int = 0) -> list[list[float
 
 
 def realised_accuracy(
-    videos: Sequence[tuple[str, Mapping[str, str]]], channels: Sequence[str]
+    videos: Sequence[tuple[str, Mapping[str, str]]],
+    channels: Sequence[str],
+    labels: Sequence[str] = PLUTCHIK,
 ) -> float:
     """Accuracy of `bayes_predict` on these (emotion, shows) pairs: the ceiling as it fell."""
     if not videos:
         return float("nan")
-    hits = sum(bayes_predict(shows, channels) == emotion for emotion, shows in videos)
+    hits = sum(bayes_predict(shows, channels, labels) == emotion for emotion, shows in videos)
     return hits / len(videos)
 
 
@@ -237,28 +253,34 @@ def _targets() -> dict[str, tuple[str, ...]]:
     return {**MODALITY_CHANNELS, ORACLE: CHANNELS}
 
 
-def expected_ceilings(crew: Sequence[Sequence[float]] | None = None) -> dict[str, float]:
+def expected_ceilings(
+    crew: Sequence[Sequence[float]] | None = None, labels: Sequence[str] = PLUTCHIK
+) -> dict[str, float]:
     """Ceiling per embedding modality and for all channels together ("oracle")."""
     cache: dict[tuple[str, ...], float] = {}
     out = {}
     for name, channels in _targets().items():
         if channels not in cache:
-            cache[channels] = ceiling(channels, crew)
+            cache[channels] = ceiling(channels, crew, labels)
         out[name] = round(cache[channels], 4)
     return out
 
 
-def ceilings_report(videos: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str, Any]:
+def ceilings_report(
+    videos: Sequence[tuple[str, Mapping[str, str]]], labels: Sequence[str] = PLUTCHIK
+) -> dict[str, Any]:
     """The cue design and its ceilings, as the ground truth publishes them.
 
     `videos` are the catalogue's (emotion, shows) pairs (re-uploads and hard cases left out).
     """
-    crew = crew_label_distribution()
-    kept = sum(sum(row) for row in crew) / len(PLUTCHIK)
-    crew_acc = sum(crew[t][t] for t in range(len(PLUTCHIK))) / len(PLUTCHIK) / kept
+    labels = tuple(labels)
+    crew = crew_label_distribution(labels=labels)
+    kept = sum(sum(row) for row in crew) / len(labels)
+    crew_acc = sum(crew[t][PLUTCHIK.index(e)] for t, e in enumerate(labels)) / len(labels) / kept
     n = len(videos)
     return {
         "cue_design": {
+            "labels": list(labels),
             "channels": list(CHANNELS),
             "rates": {
                 c: {"carries": r.carries, "misleads": r.misleads, "neutral": round(r.neutral, 6)}
@@ -268,14 +290,14 @@ def ceilings_report(videos: Sequence[tuple[str, Mapping[str, str]]]) -> dict[str
             "ceiling_definition": (
                 "expected accuracy of the Bayes-optimal predictor that sees, without noise, "
                 "what the modality's channels show (emotion or neutral), labels uniform over "
-                "the eight emotions; exact enumeration. 'oracle' sees all four channels."
+                "the catalogue's emotions; exact enumeration. 'oracle' sees all four channels."
             ),
         },
         "ceilings": {
-            "vs_truth": expected_ceilings(),
-            "vs_crew": expected_ceilings(crew),
+            "vs_truth": expected_ceilings(labels=labels),
+            "vs_crew": expected_ceilings(crew, labels),
             "realised_vs_truth": {
-                name: round(realised_accuracy(videos, channels), 4)
+                name: round(realised_accuracy(videos, channels, labels), 4)
                 for name, channels in _targets().items()
             },
             # A perfect predictor of the truth, scored against the crew's label.

@@ -62,7 +62,10 @@ def resolve_cache_dir(cfg: DemoSiteConfig, data_root: str | Path) -> Path:
 
 def cache_key(cfg: DemoSiteConfig) -> str:
     """The cache sub-folder name for this configuration and generator version."""
-    return f"seed{cfg.seed}-n{cfg.n_videos}-g{GENERATOR_VERSION}"
+    key = f"seed{cfg.seed}-n{cfg.n_videos}-g{GENERATOR_VERSION}"
+    if tuple(cfg.emotions) != PLUTCHIK:  # a subset of the emotions is another catalogue
+        key += "-" + "_".join(cfg.emotions)
+    return key
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,7 @@ def _assemble(plan: CataloguePlan, root: Path) -> dict[str, Any]:
 def plan_ceilings(plan: CataloguePlan) -> dict[str, Any]:
     """The cue design, ceilings and carrier shares of a plan's catalogue videos."""
     pairs = [(v.emotion, v.shows) for v in plan.videos if v.kind == "catalogue" and v.emotion]
-    return ceilings_report(pairs)
+    return ceilings_report(pairs, plan.labels)
 
 
 def _complete(root: Path, plan: CataloguePlan) -> bool:

@@ -246,3 +246,23 @@ def test_same_seed_same_cues() -> None:
     assert a == [v for v in b if v.kind == "catalogue"]
     assert [v.cues for v in a] != [v.cues for v in catalogue(240, seed=1)]
     assert plan_ceilings(plan(24)) == plan_ceilings(plan_catalogue(DemoSiteConfig(n_videos=24)))
+
+
+def test_an_emotion_subset_is_its_own_catalogue() -> None:
+    """`demo_site.emotions` limits the labels, the misleading cues and the ceilings' prior."""
+    from chfen.demo.generate import cache_key
+
+    four = ["joy", "sadness", "anger", "fear"]
+    cfg = DemoSiteConfig(n_videos=48, emotions=four)
+    plan = plan_catalogue(cfg)
+    catalogue = [v for v in plan.videos if v.kind == "catalogue"]
+    assert {v.emotion for v in catalogue} == set(four)
+    assert Counter(v.emotion for v in catalogue) == Counter({e: 12 for e in four})
+    shown = {s for v in catalogue for s in v.shows.values()} - {cues.NEUTRAL, cues.ABSENT}
+    assert shown <= set(four)  # a misleading cue is another of the catalogue's emotions
+    report = plan_ceilings(plan)
+    assert report["cue_design"]["labels"] == [e for e in PLUTCHIK if e in four]
+    assert report["ceilings"]["vs_truth"]["face"] == 0.25  # a blind guess among four
+    assert cache_key(cfg) != cache_key(DemoSiteConfig(n_videos=48))
+    with pytest.raises(ValueError, match="twice"):
+        DemoSiteConfig(emotions=["joy", "joy"])
