@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -295,21 +296,60 @@ def embed(
     print_embed_summary(summary)
 
 
+def _score_cell(value: object, ci: object, signed: bool = False) -> str:
+    """ "0.69 [0.47–0.93]", or "-0.10 [-0.36,+0.15]" for a difference; "-" without a value."""
+    if not isinstance(value, float):
+        return "-"
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    text = fmt.format(value)
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        sep = "," if signed else "–"  # a dash between signed numbers reads as a minus
+        text += f" [{fmt.format(ci[0])}{sep}{fmt.format(ci[1])}]"
+    return text
+
+
 def print_train_summary(summary: dict) -> None:
+    """CHFEN, majority, the best baseline and the other baselines with 95 % intervals, then
+    the verdict of CHFEN against the best baseline (`chfen train` and `chfen run`)."""
     if "skipped" in summary:
         console.print(f"[yellow]train skipped:[/yellow] {summary['skipped']}")
         return
-    table = Table(title=f"CHFEN run {summary['run_id']} (held-out uploaders)")
-    table.add_column("model")
-    table.add_column("weighted F1", justify="right")
-    table.add_row("CHFEN", f"{summary['weighted_f1']:.3f}")
-    for key, value in summary.items():
-        if key.endswith("_weighted_f1") and value is not None:
-            table.add_row(key.removesuffix("_weighted_f1"), f"{value:.3f}")
+    comparison = summary.get("comparison") or {}
+    best = comparison.get("best_baseline")
+    versus = comparison.get("versus") or {}
+    scores = summary.get("scores") or {"CHFEN": summary}
+    order = ["CHFEN", *(["majority"] if "majority" in scores else [])]
+    order += [k for k in (best,) if k and k not in order]
+    order += [k for k in scores if k not in order]
+    table = Table(
+        title=f"CHFEN run {summary['run_id']}: test split, 95 % bootstrap intervals",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="* the best baseline; CHFEN − model: paired difference in weighted F1",
+    )
+    table.add_column("model", no_wrap=True)
+    table.add_column("weighted F1", justify="right", no_wrap=True)
+    table.add_column("macro F1", justify="right", no_wrap=True)
+    table.add_column("CHFEN − model", justify="right", no_wrap=True)
+    for name in order:
+        row = scores[name]
+        diff = versus.get(name, {}).get("weighted_f1", {})
+        table.add_row(
+            name + (" *" if name == best else ""),
+            _score_cell(row.get("weighted_f1"), row.get("weighted_f1_ci")),
+            _score_cell(row.get("macro_f1"), row.get("macro_f1_ci")),
+            _score_cell(diff.get("difference"), diff.get("ci"), signed=True),
+        )
     console.print(table)
+    if comparison:
+        style = {"above": "green", "below": "red"}.get(comparison.get("outcome"), "yellow")
+        console.print(f"[bold {style}]{comparison['verdict']}[/bold {style}]")
+        if comparison.get("note"):
+            console.print(f"[yellow]{comparison['note']}[/yellow]")
+    accuracy = summary.get("accuracy")
     console.print(
-        f"accuracy {summary['accuracy']:.3f}, macro F1 {summary['macro_f1']:.3f}; "
-        f"train/val/test videos {summary['n_train']}/{summary['n_val']}/{summary['n_test']}"
+        (f"CHFEN accuracy {accuracy:.3f}; " if isinstance(accuracy, float) else "")
+        + f"train/val/test videos {summary['n_train']}/{summary['n_val']}/{summary['n_test']}"
     )
     if summary.get("report"):
         console.print(f"report: [bold]{summary['report']}[/bold]")

@@ -1,5 +1,6 @@
 """A run's report: PNG plots (loss curves, confusion matrix, per-class F1) and one HTML page
-with CHFEN next to its baselines, the dataset it saw and the config it ran with."""
+with CHFEN next to its baselines (95 % bootstrap intervals, the paired difference and a verdict
+against the best baseline), the dataset it saw and the config it ran with."""
 
 from __future__ import annotations
 
@@ -92,6 +93,68 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else html.escape("—" if v is None else str(v))
 
 
+def _ci(value: Any, ci: Sequence[float] | None, signed: bool = False) -> str:
+    """ "0.512 [0.40, 0.63]" (or "+0.05 [-0.08, +0.17]" for a difference)."""
+    if not isinstance(value, float):
+        return "—"
+    if signed:
+        text = f"{value:+.3f}"
+        return text + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+    return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def results_rows(
+    metrics: Mapping[str, Any],
+    baselines: Mapping[str, Mapping[str, Any]],
+    comparison: Mapping[str, Any] | None,
+) -> list[list[str]]:
+    """CHFEN, majority, the best baseline, then every other baseline: accuracy, weighted and
+    macro F1 with intervals, and CHFEN − this model in weighted F1 (paired interval)."""
+    best = comparison.get("best_baseline") if comparison else None
+    versus = comparison.get("versus", {}) if comparison else {}
+    order = ["majority"] if "majority" in baselines else []
+    if best and best not in order:
+        order.append(best)
+    order += [k for k in baselines if k not in order]
+    rows = [
+        [
+            "CHFEN",
+            _fmt(metrics.get("accuracy")),
+            _ci(metrics.get("weighted_f1"), metrics.get("weighted_f1_ci")),
+            _ci(metrics.get("macro_f1"), metrics.get("macro_f1_ci")),
+            "",
+        ]
+    ]
+    for name in order:
+        b = baselines[name]
+        diff = versus.get(name, {}).get("weighted_f1", {})
+        rows.append(
+            [
+                name + (" (best baseline)" if name == best else ""),
+                _fmt(b.get("accuracy")),
+                _ci(b.get("weighted_f1"), b.get("weighted_f1_ci")),
+                _ci(b.get("macro_f1"), b.get("macro_f1_ci")),
+                _ci(diff.get("difference"), diff.get("ci"), signed=True),
+            ]
+        )
+    return rows
+
+
+def _verdict_html(comparison: Mapping[str, Any] | None, n_test: Any) -> str:
+    if not comparison:
+        return (
+            f'<p class="verdict">No comparison: no baselines were run or no test videos '
+            f"({_fmt(n_test)} test videos).</p>"
+        )
+    colour = {"above": "#e6f4ea", "below": "#fce8e6"}.get(comparison.get("outcome"), "#fef7e0")
+    note = comparison.get("note")
+    return (
+        f'<p class="verdict" style="background: {colour}">'
+        f"<strong>{html.escape(comparison['verdict'])}</strong></p>"
+        + (f'<p class="note">{html.escape(note)}</p>' if note else "")
+    )
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -105,10 +168,15 @@ def write_report(
     metrics: Mapping[str, Any],
     baselines: Mapping[str, Mapping[str, Any]],
     history: Mapping[str, Any],
+    comparison: Mapping[str, Any] | None = None,
     dataset: Mapping[str, Any],
     config: Mapping[str, Any],
 ) -> Path:
-    """Write the plots and index.html into out_dir; returns the HTML path."""
+    """Write the plots and index.html into out_dir; returns the HTML path.
+
+    `metrics` and `baselines` may carry `weighted_f1_ci` / `macro_f1_ci`; `comparison` is
+    `chfen.train.evaluation.evaluate`'s (its verdict heads the page).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = metrics.get("labels", [])
     plot_losses(history["epochs"], history.get("best_epoch", 0), out_dir / LOSS_PNG)
@@ -124,13 +192,17 @@ def write_report(
     if labels:
         plot_per_class_f1(shown, labels, out_dir / PER_CLASS_PNG)
 
-    score_rows = [
-        ["CHFEN", metrics.get("accuracy"), metrics.get("weighted_f1"), metrics.get("macro_f1")]
-    ]
-    score_rows += [
-        [name, b.get("accuracy"), b.get("weighted_f1"), b.get("macro_f1")]
-        for name, b in baselines.items()
-    ]
+    results = _table(
+        [
+            "model",
+            "accuracy",
+            "weighted F1 [95 % CI]",
+            "macro F1 [95 % CI]",
+            "CHFEN − model, weighted F1 [95 % CI]",
+        ],
+        results_rows(metrics, baselines, comparison),
+    )
+    resamples = comparison.get("resamples") if comparison else None
     split_rows = [
         [name, dataset["sizes"].get(name), len(dataset["uploaders"].get(name, ()))]
         for name in ("train", "val", "test")
@@ -145,11 +217,17 @@ td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
+.verdict {{ font-size: 1.15em; padding: 0.6em 0.8em; border-radius: 4px; }}
 </style></head><body>
 <h1>CHFEN run <code>{html.escape(run_id)}</code></h1>
 <h2>Held-out uploaders (test)</h2>
-{_table(["model", "accuracy", "weighted F1", "macro F1"], score_rows)}
-<p>Baselines are fit on the training and validation videos and scored on the same test videos
+{_verdict_html(comparison, metrics.get("n"))}
+{results}
+<p>{_fmt(metrics.get("n"))} test videos. Intervals: percentile bootstrap over the test videos
+({_fmt(resamples)} resamples, seeded); a difference is paired (CHFEN and the baseline on the
+same resamples) and is noise when its interval holds 0. Videos of one uploader are not
+independent, so with few test uploaders the real uncertainty is larger still.
+Baselines are fit on the training and validation videos and scored on the same test videos
 (a test video without the modality gets the majority label).</p>
 <h2>Training</h2>
 <p>{len(epochs)} epochs, kept epoch {history.get("best_epoch")}

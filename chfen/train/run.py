@@ -26,7 +26,7 @@ import torch
 
 from chfen.config import Settings, TrainConfig, resolved_dict
 from chfen.labels import PLUTCHIK
-from chfen.model import CHFEN, CHFENConfig
+from chfen.model import CAPTION, CHFEN, CHFENConfig
 from chfen.train.baselines import run_baselines
 from chfen.train.data import (
     DatasetError,
@@ -41,6 +41,7 @@ from chfen.train.data import (
     snapshot_versions,
     split_by_uploader,
 )
+from chfen.train.evaluation import METRICS, evaluate
 from chfen.train.loop import History, class_weights, fit, predict_proba
 from chfen.train.metrics import classification_metrics
 from chfen.train.report import write_report
@@ -63,7 +64,6 @@ Say = Callable[[str], None]
 ABLATIONS: dict[str, dict[str, Any]] = {
     "CHFEN (hybrid)": {},
     "without audio": {"use_audio": False},
-    "without caption": {"use_caption": False},
     "without cross-attention (no condition)": {"use_cross_attention": False},
     "without face/scene fusion": {"use_face_scene_fusion": False},
     "feature-level fusion only": {"fusion": "feature"},
@@ -71,6 +71,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "vision only (scene + face)": {"modalities": ["scene", "face"]},
     "text only (title + transcript)": {"modalities": ["title", "text"]},
     "audio only (clip + per step)": {"modalities": ["audio", "audio_seq"]},
+}
+# Ablations that only mean something when their modality was embedded: name -> (modality the
+# switch removes, overrides). No stage writes caption embeddings yet, and without them
+# "without caption" trains the very network of the full model; `run_ablations` adds it when
+# the dataset has captions and marks it not applicable when asked for by name without them.
+CONDITIONAL_ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "without caption": (CAPTION, {"use_caption": False}),
 }
 
 
@@ -106,23 +113,60 @@ class RunResult:
     modalities: tuple[str, ...]
     config: TrainConfig
     seconds: float = 0.0
+    # CHFEN against its best baseline on the test split (`chfen.train.evaluation`); None
+    # without baselines or test videos
+    comparison: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        """Headline figures: CHFEN and its baselines on the test uploaders."""
-        out: dict[str, Any] = {
+        """Headline figures: CHFEN and its baselines on the test uploaders, with intervals.
+
+        `scores`: model -> accuracy, weighted/macro F1 and their 95 % bootstrap intervals
+        (CHFEN first); `comparison`: CHFEN against the best baseline, with the verdict.
+        """
+        return {
             "run_id": self.run_id,
             "n_train": len(self.split.train),
             "n_val": len(self.split.val),
             "n_test": len(self.split.test),
             "accuracy": self.metrics.get("accuracy"),
             "weighted_f1": self.metrics.get("weighted_f1"),
+            "weighted_f1_ci": self.metrics.get("weighted_f1_ci"),
             "macro_f1": self.metrics.get("macro_f1"),
+            "macro_f1_ci": self.metrics.get("macro_f1_ci"),
             "best_epoch": self.history.best_epoch,
             "epochs_run": len(self.history.epochs),
+            "scores": score_table(self.metrics, self.baselines),
+            "comparison": self.comparison,
         }
-        for name, b in self.baselines.items():
-            out[f"{name}_weighted_f1"] = b.get("weighted_f1")
-        return out
+
+
+SCORE_KEYS = ("accuracy", "weighted_f1", "weighted_f1_ci", "macro_f1", "macro_f1_ci")
+
+
+def score_table(
+    metrics: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """model -> headline scores with intervals: CHFEN first, then the baselines."""
+    rows = {"CHFEN": metrics} | dict(baselines)
+    return {name: {k: m.get(k) for k in SCORE_KEYS} for name, m in rows.items()}
+
+
+def attach_intervals(
+    examples: Sequence[Example],
+    probs: np.ndarray,
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    seed: int,
+) -> dict[str, Any] | None:
+    """Add `weighted_f1_ci` / `macro_f1_ci` to CHFEN's test metrics and every baseline's (in
+    place); return the comparison of CHFEN with its best baseline (None without one)."""
+    y = np.array([e.label for e in examples], dtype=int)
+    pred = probs.argmax(axis=1) if len(examples) else np.zeros(0, dtype=int)
+    ev = evaluate(y, pred, metrics, baselines, len(PLUTCHIK), seed=seed)
+    metrics.update(ev.intervals["CHFEN"])
+    for name, b in baselines.items():
+        b.update(ev.intervals.get(name, {f"{m}_ci": None for m in METRICS}))
+    return ev.comparison
 
 
 @contextlib.contextmanager
@@ -265,10 +309,15 @@ def train_run(
                 cfg.seed,
             )
             timings["baselines"] = time.perf_counter() - t0
-        say(
-            f"[train] {run_id}: test weighted F1 {metrics['test'].get('weighted_f1', 0):.3f} "
-            + " ".join(f"{k} {v.get('weighted_f1', 0):.3f}" for k, v in baselines.items())
+        comparison = attach_intervals(
+            parts["test"], probs["test"], metrics["test"], baselines, cfg.seed
         )
+        say(
+            f"[train] {run_id}: test weighted F1 {metrics['test'].get('weighted_f1') or 0:.3f} "
+            + " ".join(f"{k} {v.get('weighted_f1') or 0:.3f}" for k, v in baselines.items())
+        )
+        if comparison:
+            say(f"[train] {run_id}: {comparison['verdict']}")
 
         # ---- files under models/<run_id>/ ----
         model.cpu()
@@ -311,7 +360,13 @@ def train_run(
         }
         (run_dir / METRICS_JSON).write_text(
             json.dumps(
-                {**metrics, "baselines": baselines, "history": history_doc, "timings": timings},
+                {
+                    **metrics,
+                    "baselines": baselines,
+                    "comparison": comparison,
+                    "history": history_doc,
+                    "timings": timings,
+                },
                 indent=2,
             )
         )
@@ -329,6 +384,7 @@ def train_run(
             run_id=run_id,
             metrics=metrics["test"],
             baselines={k: _compact(v) for k, v in baselines.items()},
+            comparison=comparison,
             history=history_doc,
             dataset=dataset_info,
             config=config_doc["train"],
@@ -360,10 +416,8 @@ def train_run(
             "train": {
                 k: metrics["train"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")
             },
-            "baselines": {
-                k: {m: v.get(m) for m in ("accuracy", "weighted_f1", "macro_f1")}
-                for k, v in baselines.items()
-            },
+            "baselines": {k: {m: v.get(m) for m in SCORE_KEYS} for k, v in baselines.items()},
+            "comparison": comparison,
             "best_epoch": history.best_epoch,
             "epochs_run": len(history.epochs),
             "modalities": list(model.modalities),
@@ -416,6 +470,7 @@ def train_run(
         modalities=tuple(model.modalities),
         config=cfg,
         seconds=seconds,
+        comparison=comparison,
     )
 
 
@@ -424,27 +479,89 @@ def train_run(
 # ---------------------------------------------------------------------------------------------
 
 
+def _ci_cell(value: Any, ci: Any) -> str:
+    if not isinstance(value, float):
+        return "—"
+    if not ci:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 @dataclass
 class AblationTable:
-    """One row per ablation (and the baselines of the full model's run), plus the files."""
+    """One row per ablation (and the baselines of the full model's run), plus the files.
+
+    Rows carry `accuracy`, `weighted_f1`, `macro_f1` with `weighted_f1_ci` / `macro_f1_ci`
+    (95 % bootstrap intervals over the test videos, every row on the same resamples) and a
+    `note` (e.g. why an ablation is not applicable).
+    """
 
     rows: list[dict[str, Any]]
     path: Path  # the folder holding ablations.{json,csv,md}
     results: dict[str, RunResult] = field(default_factory=dict)
 
     def markdown(self) -> str:
-        head = "| setting | run | modalities | accuracy | weighted F1 | macro F1 |"
-        lines = [head, "|---|---|---|---:|---:|---:|"]
+        head = (
+            "| setting | run | modalities | accuracy | weighted F1 [95 % CI] | "
+            "macro F1 [95 % CI] | note |"
+        )
+        lines = [head, "|---|---|---|---:|---:|---:|---|"]
         for r in self.rows:
+            acc = r.get("accuracy")
             cells = [
-                f"{r[k]:.3f}" if isinstance(r.get(k), float) else "—"
-                for k in ("accuracy", "weighted_f1", "macro_f1")
+                f"{acc:.3f}" if isinstance(acc, float) else "—",
+                _ci_cell(r.get("weighted_f1"), r.get("weighted_f1_ci")),
+                _ci_cell(r.get("macro_f1"), r.get("macro_f1_ci")),
             ]
             lines.append(
                 f"| {r['setting']} | {r.get('run_id') or '—'} | "
-                f"{' '.join(r.get('modalities') or []) or '—'} | " + " | ".join(cells) + " |"
+                f"{' '.join(r.get('modalities') or []) or '—'} | "
+                + " | ".join(cells)
+                + f" | {r.get('note') or ''} |"
             )
         return "\n".join(lines) + "\n"
+
+    def write_csv(self, path: Path) -> None:
+        """One line per row; intervals as `<metric>_ci_low` / `<metric>_ci_high` columns."""
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(
+                [
+                    "setting",
+                    "run_id",
+                    "modalities",
+                    "accuracy",
+                    "weighted_f1",
+                    "weighted_f1_ci_low",
+                    "weighted_f1_ci_high",
+                    "macro_f1",
+                    "macro_f1_ci_low",
+                    "macro_f1_ci_high",
+                    "note",
+                ]
+            )
+            for r in self.rows:
+                cells: list[Any] = [r["setting"], r["run_id"] or "", " ".join(r["modalities"])]
+                cells.append("" if r.get("accuracy") is None else r["accuracy"])
+                for m in ("weighted_f1", "macro_f1"):
+                    ci = r.get(f"{m}_ci") or ["", ""]
+                    cells += ["" if r.get(m) is None else r[m], *ci]
+                cells.append(r.get("note") or "")
+                writer.writerow(cells)
+
+
+def applicable_ablations(dims: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """The ablation list for a dataset: ABLATIONS plus the conditional ones whose modality
+    was embedded (name -> TrainConfig overrides)."""
+    out = dict(ABLATIONS)
+    out |= {name: over for name, (m, over) in CONDITIONAL_ABLATIONS.items() if m in dims}
+    return out
+
+
+def _row(setting: str, run_id: str | None, modalities: list[str], m: Mapping[str, Any]) -> dict:
+    return {"setting": setting, "run_id": run_id, "modalities": modalities} | {
+        k: m.get(k) for k in SCORE_KEYS
+    }
 
 
 def run_ablations(
@@ -458,45 +575,47 @@ def run_ablations(
     """Train the seed's ablation list on one dataset and one split; write one table.
 
     Every ablation is a full run (its own row in `training_runs`); the first one also fits the
-    baselines, which join the table. Files: <data_root>/models/ablations-<stamp>/.
+    baselines, which join the table. Scores carry 95 % bootstrap intervals over the test
+    videos (the same resamples for every run: same seed, same split). An ablation whose
+    modality was never embedded ("without caption" with no caption vectors) is not trained:
+    by default it is left out, asked for by name it gets a row marked not applicable.
+    Files: <data_root>/models/ablations-<stamp>/.
     """
     base = base or settings.train
-    chosen = list(names) if names is not None else list(ABLATIONS)
-    unknown = [n for n in chosen if n not in ABLATIONS]
+    known = [*ABLATIONS, *CONDITIONAL_ABLATIONS]
+    chosen = list(names) if names is not None else None
+    unknown = [n for n in chosen or [] if n not in known]
     if unknown:
-        raise KeyError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
+        raise KeyError(f"unknown ablation(s) {unknown}; known: {known}")
     data = load_training_data(settings, wh, base)
+    applicable = applicable_ablations(data.dims)
+    if chosen is None:
+        chosen = list(applicable)
     rows: list[dict[str, Any]] = []
     results: dict[str, RunResult] = {}
+    trained = 0
     for i, name in enumerate(chosen):
+        if name not in applicable:
+            modality = CONDITIONAL_ABLATIONS[name][0]
+            note = f"not applicable: no {modality} embeddings (it would train the full model)"
+            say(f"[train] ablation {i + 1}/{len(chosen)}: {name}: {note}")
+            rows.append(_row(name, None, [], {}) | {"overrides": {}, "note": note})
+            continue
         cfg = TrainConfig.model_validate(
-            base.model_dump() | ABLATIONS[name] | {"baselines": base.baselines and i == 0}
+            base.model_dump() | applicable[name] | {"baselines": base.baselines and trained == 0}
         )
         say(f"[train] ablation {i + 1}/{len(chosen)}: {name}")
         result = train_run(settings, wh, cfg, dataset=data, say=say)
+        trained += 1
         results[name] = result
         rows.append(
-            {
-                "setting": name,
-                "run_id": result.run_id,
-                "modalities": list(result.modalities),
-                "accuracy": result.metrics.get("accuracy"),
-                "weighted_f1": result.metrics.get("weighted_f1"),
-                "macro_f1": result.metrics.get("macro_f1"),
-                "overrides": ABLATIONS[name],
-            }
+            _row(name, result.run_id, list(result.modalities), result.metrics)
+            | {"overrides": applicable[name], "note": None}
         )
         for bname, b in result.baselines.items():
+            modalities = [bname.split(":", 1)[1]] if ":" in bname else []
             rows.append(
-                {
-                    "setting": f"baseline: {bname}",
-                    "run_id": None,
-                    "modalities": [bname.split(":", 1)[1]] if ":" in bname else [],
-                    "accuracy": b.get("accuracy"),
-                    "weighted_f1": b.get("weighted_f1"),
-                    "macro_f1": b.get("macro_f1"),
-                    "overrides": {},
-                }
+                _row(f"baseline: {bname}", None, modalities, b) | {"overrides": {}, "note": None}
             )
     out = wh.root.models_dir(f"ablations-{new_run_id()}")
     out.mkdir(parents=True, exist_ok=True)
@@ -504,18 +623,7 @@ def run_ablations(
     (out / "ablations.json").write_text(
         json.dumps({"versions": data.versions, "rows": rows}, indent=2)
     )
-    with (out / "ablations.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["setting", "run_id", "modalities", "accuracy", "weighted_f1", "macro_f1"])
-        for r in rows:
-            writer.writerow(
-                [
-                    r["setting"],
-                    r["run_id"] or "",
-                    " ".join(r["modalities"]),
-                    *(r[k] for k in ("accuracy", "weighted_f1", "macro_f1")),
-                ]
-            )
+    table.write_csv(out / "ablations.csv")
     (out / "ablations.md").write_text(table.markdown())
     say(f"[train] ablation table: {out / 'ablations.md'}")
     return table

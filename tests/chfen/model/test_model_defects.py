@@ -1,12 +1,55 @@
-"""One test per defect of the seed's CHFEN (DESIGN.md), each on the fixed network."""
+"""One test per defect of the seed's CHFEN (DESIGN.md), each on the fixed network.
+
+Mutation check (issue 14): each defect was put back, one at a time, by replacing one line or
+block of the code as described; this module was run and the tests named failed; then the code
+was restored with `git checkout`. Last checked 2026-12-03 on branch wip-eval (13 mutations).
+
+defect put back          | how (file, code put back)                    | tests that failed
+-------------------------|----------------------------------------------|-------------------------
+D1 positions from the    | blocks.py TimePositionalEncoding: the phase  | time_encoding_is_a_…,
+   batch index           |   from arange(B) broadcast over the steps    | positions_come_from_…,
+                         |   instead of the step times                  | padded_steps_…, cross_…
+                         |                                              |   of_a_still_video_…
+D1 (variant)             | chfen.py project: time_encoding(arange(B))   | positions_come_from_…,
+                         |   per row instead of batch.times             | padded_steps_…, cross_…
+D2 one query expanded    | blocks.py ConditionedCrossAttention: queries | …asks_one_question_per_…
+   over the sequence     |   = query_norm(condition).unsqueeze(1)       | cross_attention_of_a_…
+                         |   .expand(-1, T, -1)                         |   still_video_…
+                         |   (the two earlier tests, on the block's     |
+                         |   output, both passed: residual + time enc.) |
+D3 padded keys attended  | blocks.py key_padding_mask: ignore nothing   | padded_steps_never_…
+D3 pooling over padding  | blocks.py AttentionPooling: no masked_fill   | padded_steps_never_…
+D3 projection unmasked   | blocks.py ModalityProjection: proj/norm only | gradients_stay_finite_…
+D3 zero-filling          | chfen.py project: masked slots set to 0 and  | a_missing_modality_is_…,
+                         |   marked present; an absent modality as      | padded_steps_…,
+                         |   present zeros                              | a_face_missing_at_…
+D3 absent face weighed   | blocks.py FaceSceneFusion: no masked_fill    | a_face_missing_at_…
+D4 GatedFusion unused    | blocks.py ConditionalQuery: title + audio    | gated_fusion_runs_in_…
+   (condition)           |   summed, no gate                            |
+D4 GatedFusion unused    | chfen.py FeatureLevel.streams: the text      | gated_fusion_runs_in_…
+   (text + caption)      |   stream is the transcript alone             |
+D4 gate mixes in a       | blocks.py GatedFusion: out = both            | gated_fusion_passes_the_…
+   missing input         |                                              |
+D5 encoder in            | data.py EmbeddingDataset.__getitem__: from   | batches_come_from_cached_…
+   Dataset.__getitem__   |   chfen.embed.text import TextEncoder        |
+D5 (variant)             | data.py: module-level import of ImageEncoder | batches_come_from_cached_…
+
+Not caught on purpose: a `__getitem__` that merely copies the cached vectors (no encoder).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 
+import chfen
 from chfen.model import (
     CHFEN,
     ConditionedCrossAttention,
@@ -91,40 +134,63 @@ def test_positions_come_from_timestamps_not_from_the_batch_index(
 
 
 # ---- defect 2: one query expanded over the sequence made every output identical -------------
+# The block's output is seq + attention + FFN, so the residual (and, in the network, the time
+# encoding it carries) makes the steps differ even with the seed's single expanded query. These
+# tests look at what the attention itself returns, before the residual: with one query for all
+# steps, every step gets the same weights over the same keys and the same vector back.
 
 
-def test_conditioned_cross_attention_outputs_differ_across_positions() -> None:
+def attention_outputs(block: ConditionedCrossAttention) -> list[torch.Tensor]:
+    """Collects the attention's output (B, T, H), before the residual, at every call."""
+    seen: list[torch.Tensor] = []
+    block.attn.register_forward_hook(lambda mod, args, out: seen.append(out[0].detach()))
+    return seen
+
+
+def step_spread(x: torch.Tensor) -> torch.Tensor:
+    """(B, T-1): how far step t's vector is from step 0's."""
+    return (x[:, 1:] - x[:, :1]).abs().amax(dim=-1)
+
+
+def test_conditioned_cross_attention_asks_one_question_per_step() -> None:
     torch.manual_seed(0)
     block = ConditionedCrossAttention(32, 4, dropout=0.0).eval()
+    seen = attention_outputs(block)
     seq = torch.randn(2, 5, 32)
     present = torch.ones(2, 5, dtype=torch.bool)
     condition = torch.randn(2, 32)
     with torch.no_grad():
         out = block(seq, present, condition)  # (2, 5, 32)
-        spread = (out - out.mean(dim=1, keepdim=True)).abs().amax(dim=(1, 2))
-        assert (spread > 1e-2).all()
-        # and the condition steers every step
-        other = block(seq, present, torch.randn(2, 32))
-        assert ((other - out).abs().amax(dim=-1) > 1e-3).all()
+        attended = seen[-1]
+        assert attended.shape == out.shape
+        # each step attends with its own query: the attention outputs differ across steps
+        assert (step_spread(attended) > 1e-2).all()
+        # and the condition steers every step's attention
+        block(seq, present, torch.randn(2, 32))
+        assert ((seen[-1] - attended).abs().amax(dim=-1) > 1e-3).all()
 
 
-def test_feature_level_streams_differ_across_steps_even_for_constant_content(
+def test_cross_attention_of_a_still_video_differs_across_steps(
     make_model: Callable[..., CHFEN], make_batch: Callable[..., ModalityBatch]
 ) -> None:
-    """Same vector every second (a still video): only the time tells the steps apart."""
+    """Same vector every second: only each step's own time-encoded query tells steps apart."""
     model = make_model()
     batch = make_batch(batch=2, steps=5)
     for m, x in batch.features.items():
         if not is_global(m):
             batch.features[m] = x[:, :1].expand_as(x).clone()
     assert isinstance(model.feature_level, FeatureLevel)
+    assert model.feature_level.cross_attention is not None
+    seen = {
+        name: attention_outputs(block)  # type: ignore[arg-type]
+        for name, block in model.feature_level.cross_attention.items()
+    }
+    assert set(seen) == {"image", "text", "audio_seq"}
     with torch.no_grad():
-        proj = model.project(batch)
-        query, streams = model.feature_level(proj, batch.face_density, batch.batch_size)
-    assert query is not None
-    for name, (seq, _) in streams.items():
-        spread = (seq - seq[:, :1]).abs().amax(dim=-1)[:, 1:]  # step t vs step 0
-        assert (spread > 1e-3).all(), name
+        model(batch)
+    for name, outputs in seen.items():
+        assert len(outputs) == 1, name
+        assert (step_spread(outputs[0]) > 1e-3).all(), name
 
 
 # ---- defect 3: padding was never masked; missing modalities were zero-filled ----------------
@@ -244,3 +310,67 @@ def test_gated_fusion_passes_the_present_input_through() -> None:
     assert torch.equal(out, torch.zeros(3, 8)) and not present.any()
     mixed, _ = gate(a, yes, torch.randn(3, 8), yes)
     assert not torch.allclose(mixed, a)
+
+
+# ---- defect 5: encoders ran inside Dataset.__getitem__ ---------------------------------------
+
+ENCODER_MODULES = (
+    "chfen.embed.text",
+    "chfen.embed.image",
+    "chfen.embed.audio",
+    "chfen.embed.faces",
+    "transformers",
+    "sentence_transformers",
+    "open_clip",
+    "whisperx",
+    "facenet_pytorch",
+)
+
+ITERATE_CACHED = """
+import json, sys
+import numpy as np
+from chfen.model import CHFEN, CHFENConfig
+from chfen.model.inputs import is_global
+from chfen.train.data import EmbeddingDataset, VideoFeatures
+from chfen.train.loop import predict_proba
+
+dims = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+videos = []
+for i in range(5):
+    steps = 3 + i
+    vectors = {
+        m: rng.standard_normal(d if is_global(m) else (steps, d)).astype(np.float32)
+        for m, d in dims.items()
+    }
+    present = {m: np.ones(steps, dtype=bool) for m in dims if not is_global(m)}
+    times = np.arange(steps, dtype=np.float32) + 0.5
+    videos.append(VideoFeatures(f"v{i}", vectors, present, times, np.ones(steps, np.float32)))
+soft = [np.full(8, 1 / 8, dtype=np.float32) for _ in videos]
+model = CHFEN(dims, CHFENConfig(hidden_dim=16, heads=2))
+probs = predict_proba(model, EmbeddingDataset(videos, soft), batch_size=2)
+assert probs.shape == (5, 8), probs.shape
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_batches_come_from_cached_vectors_without_loading_an_encoder(
+    dims: dict[str, int],
+) -> None:
+    """A fresh interpreter builds a dataset of cached vectors and runs the network over it:
+    no encoder module (ours or a model library) is ever imported, so none can run per item."""
+    # the code under test, wherever this process imported it from
+    root = str(Path(chfen.__file__).resolve().parents[1])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", ITERATE_CACHED, json.dumps(dims)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env=env,
+    )
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "chfen.train.data" in modules and "torch" in modules
+    loaded = [m for m in modules if any(m == e or m.startswith(f"{e}.") for e in ENCODER_MODULES)]
+    assert not loaded, loaded

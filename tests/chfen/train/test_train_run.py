@@ -3,6 +3,7 @@ and it leaves its rows, checkpoint, config and report behind."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from chfen.train import (
     run_ablations,
     train_run,
 )
+from chfen.train.run import CONDITIONAL_ABLATIONS, applicable_ablations
 from warehouse import Warehouse
 
 REPORT_FILES = ("index.html", "loss.png", "confusion.png", "per_class_f1.png")
@@ -150,15 +152,114 @@ def test_a_failed_run_is_recorded_and_says_what_to_do(
 def test_ablations_write_one_table(
     settings: Settings, wh: Warehouse, train_config: Callable[..., TrainConfig]
 ) -> None:
-    names = ["CHFEN (hybrid)", "decision-level fusion only", "vision only (scene + face)"]
+    names = [
+        "CHFEN (hybrid)",
+        "decision-level fusion only",
+        "vision only (scene + face)",
+        "without caption",
+    ]
     table = run_ablations(settings, wh, train_config(epochs=3), names=names)
     settings_rows = [r for r in table.rows if not r["setting"].startswith("baseline:")]
     assert [r["setting"] for r in settings_rows] == names
     assert any(r["setting"] == "baseline: majority" for r in table.rows)
     assert settings_rows[2]["modalities"] == ["scene", "face"]
+    # no stage writes caption embeddings: the row is marked, nothing is trained for it
+    caption = settings_rows[3]
+    assert caption["run_id"] is None and caption["weighted_f1"] is None
+    assert caption["note"].startswith("not applicable: no caption embeddings")
+    assert "without caption" not in table.results
     for name in ("ablations.json", "ablations.csv", "ablations.md"):
         assert (table.path / name).stat().st_size > 0
-    assert "decision-level fusion only" in (table.path / "ablations.md").read_text()
+    md = (table.path / "ablations.md").read_text()
+    assert "decision-level fusion only" in md and "not applicable" in md
+    # every trained row and every baseline carries its 95 % intervals, in every file
+    for r in table.rows:
+        if r["run_id"] or r["setting"].startswith("baseline:"):
+            for m in ("weighted_f1", "macro_f1"):
+                low, high = r[f"{m}_ci"]
+                assert 0 <= low <= high <= 1, (r["setting"], m)
+                assert f"{r[m]:.3f} [{low:.2f}, {high:.2f}]" in md
+    with (table.path / "ablations.csv").open() as fh:
+        lines = list(csv.DictReader(fh))
+    assert float(lines[0]["weighted_f1_ci_low"]) == pytest.approx(
+        table.rows[0]["weighted_f1_ci"][0]
+    )
     first, *rest = table.results.values()
     assert all(r.split == first.split for r in rest)  # every ablation on the same split
-    assert set(ABLATIONS) >= set(names)
+    assert set(ABLATIONS) | set(CONDITIONAL_ABLATIONS) >= set(names)
+
+
+def test_the_caption_ablation_is_listed_only_with_caption_embeddings() -> None:
+    assert "without caption" not in ABLATIONS
+    assert "without caption" not in applicable_ablations({"title": 4, "text": 4})
+    with_captions = applicable_ablations({"title": 4, "text": 4, "caption": 4})
+    assert with_captions["without caption"] == {"use_caption": False}
+
+
+# ---- honest evaluation: intervals, the best baseline, the verdict -------------------------------
+
+
+def test_the_run_reports_intervals_and_its_best_baseline(run: RunResult, wh: Warehouse) -> None:
+    for scores in (run.metrics, *run.baselines.values()):
+        for m in ("weighted_f1", "macro_f1"):
+            low, high = scores[f"{m}_ci"]
+            assert 0 <= low <= high <= 1
+            assert low - 1e-9 <= scores[m] <= high + 1e-9
+    cmp = run.comparison
+    assert cmp is not None
+    best = max(
+        (k for k in run.baselines),
+        key=lambda k: (run.baselines[k]["weighted_f1"], run.baselines[k]["macro_f1"]),
+    )
+    assert cmp["best_baseline"] == best
+    assert cmp["difference"] == pytest.approx(
+        run.metrics["weighted_f1"] - run.baselines[best]["weighted_f1"]
+    )
+    low, high = cmp["difference_ci"]
+    assert cmp["outcome"] == ("below" if high < 0 else "above" if low > 0 else "tie")
+    assert best in cmp["verdict"] and "95 % CI" in cmp["verdict"]
+    assert cmp["n_test"] == len(run.split.test)
+    assert set(cmp["versus"]) == set(run.baselines)
+
+    # the same figures in metrics.json, training_runs.metrics_json and the summary
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    assert metrics["comparison"] == json.loads(json.dumps(cmp))
+    assert metrics["test"]["weighted_f1_ci"] == pytest.approx(run.metrics["weighted_f1_ci"])
+    row = wh.rows("SELECT metrics_json FROM training_runs_latest WHERE run_id = ?", [run.run_id])
+    stored = json.loads(row[0]["metrics_json"])
+    assert stored["comparison"]["verdict"] == cmp["verdict"]
+    assert stored["test"]["macro_f1_ci"] == pytest.approx(run.metrics["macro_f1_ci"])
+    assert stored["baselines"][best]["weighted_f1_ci"] == pytest.approx(
+        run.baselines[best]["weighted_f1_ci"]
+    )
+    summary = run.summary()
+    assert list(summary["scores"])[0] == "CHFEN"
+    assert set(summary["scores"]) == {"CHFEN", *run.baselines}
+    assert summary["weighted_f1_ci"] == run.metrics["weighted_f1_ci"]
+    assert summary["comparison"]["best_baseline"] == best
+    json.dumps(summary, allow_nan=False)  # a flow result: JSON as it is
+
+
+def test_the_report_and_the_cli_show_the_verdict(
+    run: RunResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import html
+
+    from rich.console import Console
+
+    from flows import cli
+
+    assert run.comparison is not None
+    page = run.report_path.read_text()
+    assert html.escape(run.comparison["verdict"]) in page
+    assert "(best baseline)" in page and "95 % CI" in page
+    low, high = run.metrics["weighted_f1_ci"]
+    assert f"{run.metrics['weighted_f1']:.3f} [{low:.2f}, {high:.2f}]" in page
+
+    console = Console(record=True, width=80)  # a plain terminal
+    monkeypatch.setattr(cli, "console", console)
+    cli.print_train_summary(run.summary() | {"report": str(run.report_path)})
+    text = console.export_text()
+    assert run.comparison["verdict"] in " ".join(text.split())
+    assert f"{run.comparison['best_baseline']} *" in text
+    assert "majority" in text and f"{run.metrics['weighted_f1']:.2f} [{low:.2f}–{high:.2f}]" in text
