@@ -52,6 +52,19 @@ GOAL_LARGE_VS_SINGLE = 0.05  # CHFEN >= best single modality + 0.05 there
 GOAL_SMALL_GAP = 0.10  # on the default catalogue, within 0.10 of logreg:all
 
 
+LS_VENV = Path(
+    os.environ.get("LABELSTUDIO_TEST_VENV", "~/.cache/chfen/labelstudio-venv")
+).expanduser()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -63,7 +76,7 @@ def fill(root: Path, videos: int, cache: Path, console: Console) -> float:
     if (root / "warehouse").exists():
         wh = Warehouse(root)
         have = wh.rows(
-            "SELECT (SELECT count(DISTINCT video_id) FROM embeddings_latest) AS embedded, "
+            "SELECT (SELECT count(DISTINCT video_id) FROM embeddings) AS embedded, "
             "(SELECT count(DISTINCT video_id) FROM annotations_latest) AS labelled"
         )[0]
         if have["embedded"] >= videos and have["labelled"] >= videos * 0.8:
@@ -74,6 +87,10 @@ def fill(root: Path, videos: int, cache: Path, console: Console) -> float:
         f"demo_site.n_videos={videos}",
         f"demo_site.cache_dir={cache}",
         "prefect.train_min_labeled=1000000",  # the benchmark trains, not the pipeline
+        f"demo_site.port={free_port()}",
+        f"labelstudio.port={free_port()}",
+        # One Label Studio install for every benchmark root and the tests (as tests/labkit.py).
+        f"labelstudio.venv_dir={LS_VENV}",
     ]
     args = [a for s in sets for a in ("--set", s)]
     console.print(f"[bold]filling[/bold] {root} with the {videos}-video demo (`chfen run`) …")
@@ -85,39 +102,44 @@ def fill(root: Path, videos: int, cache: Path, console: Console) -> float:
     return time.perf_counter() - t0
 
 
-def weighted_macro_f1(y: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[float, float]:
-    """Weighted and macro F1 over the classes present in labels or predictions (sklearn's
-    default), vectorised for the bootstrap."""
-    tp = np.bincount(y[y == p], minlength=n_classes).astype(float)
-    support = np.bincount(y, minlength=n_classes).astype(float)
-    predicted = np.bincount(p, minlength=n_classes).astype(float)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
-    seen = denom > 0
-    weighted = float((f1 * support).sum() / max(support.sum(), 1))
-    return weighted, float(f1[seen].mean()) if seen.any() else 0.0
+def rows_over_seeds(
+    per_seed: list[tuple[np.ndarray, dict[str, np.ndarray]]], n_classes: int
+) -> dict[str, dict[str, Any]]:
+    """Per setting: each seed's weighted F1, the mean over seeds, and a 95 % bootstrap interval
+    of that mean (each seed's test videos resampled, every setting on the same resamples, so
+    the differences to CHFEN are paired)."""
+    from chfen.train.evaluation import bootstrap_scores, percentile_interval
+    from chfen.train.metrics import classification_metrics
 
-
-def mean_over_seeds_ci(
-    runs: list[tuple[np.ndarray, np.ndarray]], n_classes: int, seed: int = 0
-) -> dict[str, Any]:
-    """Per-seed scores, their mean, and a 95 % bootstrap interval of the mean (each seed's
-    test set resampled independently)."""
-    rng = np.random.default_rng(seed)
-    per_seed = [weighted_macro_f1(y, p, n_classes) for y, p in runs]
-    boot = np.zeros((N_BOOT, 2))
-    for y, p in runs:
-        idx = rng.integers(0, len(y), size=(N_BOOT, len(y)))
-        boot += np.array([weighted_macro_f1(y[i], p[i], n_classes) for i in idx])
-    boot /= len(runs)
-    lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
-    return {
-        "weighted_f1_per_seed": [s[0] for s in per_seed],
-        "weighted_f1": float(np.mean([s[0] for s in per_seed])),
-        "weighted_f1_ci": [float(lo[0]), float(hi[0])],
-        "macro_f1": float(np.mean([s[1] for s in per_seed])),
-        "macro_f1_ci": [float(lo[1]), float(hi[1])],
+    names = list(per_seed[0][1])
+    point: dict[str, dict[str, list[float]]] = {
+        n: {"weighted_f1": [], "macro_f1": []} for n in names
     }
+    boot: dict[str, dict[str, np.ndarray]] = {}
+    for seed, (y, preds) in enumerate(per_seed):
+        for name, p in preds.items():
+            m = classification_metrics(y, p)
+            point[name]["weighted_f1"].append(m["weighted_f1"])
+            point[name]["macro_f1"].append(m["macro_f1"])
+        scores = bootstrap_scores(y, preds, n_classes, seed=seed)
+        for name, by_metric in scores.items():
+            for metric, arr in by_metric.items():
+                key = boot.setdefault(name, {})
+                key[metric] = key.get(metric, 0) + arr / len(per_seed)
+    out = {}
+    for name in names:
+        row: dict[str, Any] = {"weighted_f1_per_seed": point[name]["weighted_f1"]}
+        for metric in ("weighted_f1", "macro_f1"):
+            row[metric] = float(np.mean(point[name][metric]))
+            row[f"{metric}_ci"] = percentile_interval(boot[name][metric])
+        if "CHFEN" in boot and name != "CHFEN":
+            diff = boot["CHFEN"]["weighted_f1"] - boot[name]["weighted_f1"]
+            row["chfen_minus"] = float(
+                np.mean(point["CHFEN"]["weighted_f1"]) - np.mean(point[name]["weighted_f1"])
+            )
+            row["chfen_minus_ci"] = percentile_interval(diff)
+        out[name] = row
+    return out
 
 
 def train_all(root: Path, seeds: list[int], ablations: bool, console: Console) -> dict[str, Any]:
@@ -134,7 +156,7 @@ def train_all(root: Path, seeds: list[int], ablations: bool, console: Console) -
     load_s = time.perf_counter() - t0
     by_id = data.by_id()
     n_classes = len(PLUTCHIK)
-    runs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    per_seed: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
     chfen_seconds: list[float] = []
     splits: list[dict[str, int]] = []
 
@@ -157,12 +179,16 @@ def train_all(root: Path, seeds: list[int], ablations: bool, console: Console) -
         y = np.array([by_id[v].label for v in test_ids], dtype=int)
         splits.append({k: len(getattr(full.split, k)) for k in ("train", "val", "test")})
         chfen_seconds.append(full.seconds)
+        preds: dict[str, np.ndarray] = {}
         for name, result in results.items():
+            if result is None:  # an ablation that does not apply (no caption embeddings)
+                continue
             label = "CHFEN" if name == "CHFEN (hybrid)" else f"CHFEN {name}"
-            runs.setdefault(label, []).append((y, chfen_preds(result.run_id, test_ids)))
+            preds[label] = chfen_preds(result.run_id, test_ids)
         for bname, b in full.baselines.items():
-            runs.setdefault(bname, []).append((y, np.asarray(b["predictions"], dtype=int)))
-    rows = {name: mean_over_seeds_ci(r, n_classes) for name, r in runs.items()}
+            preds[bname] = np.asarray(b["predictions"], dtype=int)
+        per_seed.append((y, preds))
+    rows = rows_over_seeds(per_seed, n_classes)
     return {
         "rows": rows,
         "splits": splits,
@@ -191,7 +217,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("data/demo_site"))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     root = (args.root or Path(f"data/bench-model-{args.videos}")).resolve()
     out = args.out or Path(f"benchmarks/results/model-{args.videos}.json")
 
@@ -209,17 +235,28 @@ def main() -> None:
         title=f"CHFEN vs baselines, {args.videos}-video demo, seeds {args.seeds} "
         f"(test videos per seed: {[s['test'] for s in result['splits']]})"
     )
-    for col in ("setting", "wF1 per seed", "wF1 mean", "95 % CI", "macro F1", "95 % CI"):
+    cols = ("setting", "wF1 per seed", "wF1 mean", "95 % CI", "macro F1", "95 % CI", "CHFEN −")
+    for col in cols:
         table.add_column(col, justify="left" if col == "setting" else "right")
+
+    def span(ci: list[float] | None, fmt: str = "{:.2f}") -> str:
+        return "—" if ci is None else f"[{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
     for name in sorted(rows, key=order):
         r = rows[name]
+        diff = (
+            f"{r['chfen_minus']:+.3f} {span(r['chfen_minus_ci'], '{:+.2f}')}"
+            if "chfen_minus" in r
+            else ""
+        )
         table.add_row(
             name,
             " ".join(f"{v:.2f}" for v in r["weighted_f1_per_seed"]),
             f"{r['weighted_f1']:.3f}",
-            f"{r['weighted_f1_ci'][0]:.2f}–{r['weighted_f1_ci'][1]:.2f}",
+            span(r["weighted_f1_ci"]),
             f"{r['macro_f1']:.3f}",
-            f"{r['macro_f1_ci'][0]:.2f}–{r['macro_f1_ci'][1]:.2f}",
+            span(r["macro_f1_ci"]),
+            diff,
         )
     console.print(table)
 
