@@ -69,7 +69,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fill(root: Path, videos: int, cache: Path, console: Console) -> float:
+def fill(
+    root: Path, videos: int, cache: Path, console: Console, emotions: list[str] | None = None
+) -> float:
     """Run the pipeline (no training) unless the warehouse already has the labelled data."""
     from warehouse import Warehouse
 
@@ -91,6 +93,7 @@ def fill(root: Path, videos: int, cache: Path, console: Console) -> float:
         f"labelstudio.port={free_port()}",
         # One Label Studio install for every benchmark root and the tests (as tests/labkit.py).
         f"labelstudio.venv_dir={LS_VENV}",
+        *([f"demo_site.emotions=[{', '.join(emotions)}]"] if emotions else []),
     ]
     args = [a for s in sets for a in ("--set", s)]
     console.print(f"[bold]filling[/bold] {root} with the {videos}-video demo (`chfen run`) …")
@@ -199,13 +202,16 @@ def train_all(root: Path, seeds: list[int], ablations: bool, console: Console) -
     }
 
 
-def ceilings(cache: Path, videos: int) -> dict[str, Any] | None:
-    """The demo's published ceilings (ground_truth.json), when the generator writes them."""
-    for gt in sorted(cache.glob(f"seed*-n{videos}-g*/ground_truth.json")):
-        doc = json.loads(gt.read_text(encoding="utf-8"))
-        if "ceilings" in doc:
-            return doc["ceilings"]
-    return None
+def ceilings(cache: Path, videos: int, emotions: list[str] | None) -> dict[str, Any] | None:
+    """The demo's published ceilings (its ground_truth.json)."""
+    from chfen.config import DemoSiteConfig
+    from chfen.demo.generate import cache_key
+
+    cfg = DemoSiteConfig(n_videos=videos, **({"emotions": emotions} if emotions else {}))
+    gt = cache / cache_key(cfg) / "ground_truth.json"
+    if not gt.is_file():
+        return None
+    return json.loads(gt.read_text(encoding="utf-8")).get("ceilings")
 
 
 def main() -> None:
@@ -213,15 +219,17 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=24)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--no-ablations", dest="ablations", action="store_false")
+    ap.add_argument("--emotions", nargs="+", default=None, help="a subset of the eight")
     ap.add_argument("--root", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("data/demo_site"))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     console = Console(width=max(Console().width, 150))
-    root = (args.root or Path(f"data/bench-model-{args.videos}")).resolve()
-    out = args.out or Path(f"benchmarks/results/model-{args.videos}.json")
+    name = f"{args.videos}" + (f"-{len(args.emotions)}emotions" if args.emotions else "")
+    root = (args.root or Path(f"data/bench-model-{name}")).resolve()
+    out = args.out or Path(f"benchmarks/results/model-{name}.json")
 
-    fill_s = fill(root, args.videos, args.cache.resolve(), console)
+    fill_s = fill(root, args.videos, args.cache.resolve(), console, args.emotions)
     t0 = time.perf_counter()
     result = train_all(root, args.seeds, args.ablations, console)
     train_wall = time.perf_counter() - t0
@@ -288,7 +296,7 @@ def main() -> None:
                 f"goal (small): CHFEN within 0.10 of logreg:all: {chfen:.3f} vs {all_:.3f} "
                 f"({chfen - all_:+.3f}): {'met' if goals['met'] else 'NOT met'}"
             )
-    ceil = ceilings(args.cache.resolve(), args.videos)
+    ceil = ceilings(args.cache.resolve(), args.videos, args.emotions)
     if ceil is not None:
         console.print(f"published ceilings of this catalogue: {json.dumps(ceil)}")
     rss = peak_rss_mib()
@@ -307,6 +315,7 @@ def main() -> None:
             "load_avg_after": os.getloadavg(),
         },
         "videos": args.videos,
+        "emotions": args.emotions,
         "seeds": args.seeds,
         "root": str(root),
         "fill_s": fill_s,
