@@ -267,14 +267,14 @@ class TrainConfig(_Section):
     # network, strong regularisation, small batches so an epoch is several optimizer steps.
     seed: int = 0
     epochs: int = Field(
-        60,
+        40,
         ge=1,
         description="At most this many epochs (early stopping or cross-validation picks fewer).",
     )
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
-    early_stopping_patience: int = Field(10, ge=1)
+    early_stopping_patience: int = Field(8, ge=1)
     min_agreement: float = Field(0.5, ge=0, le=1, description="Drop items below this agreement.")
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Share of uploaders held out.")
     hidden_dim: int = Field(64, ge=8)

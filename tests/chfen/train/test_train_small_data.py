@@ -162,3 +162,55 @@ def test_tuning_is_scored_by_the_same_cross_validation(
     assert trials[0]["params"]["lr"] == cfg.lr
     best = min(trials, key=lambda t: t["cv_loss"])
     assert used.lr == best["params"]["lr"] and used.hidden_dim == best["params"]["hidden_dim"]
+
+
+# ---- useless modalities ----------------------------------------------------------------------
+
+# Big enough that one test video is ~0.03 weighted F1: 16 uploaders, ~35 test videos.
+BIG = {"n_uploaders": 16, "videos_per_uploader": 10}
+EVERY = ["title", "audio", "scene", "face", "text", "audio_seq"]
+
+
+@pytest.mark.slow
+def test_a_modality_of_pure_noise_costs_chfen_at_most_005(
+    tmp_path: Path, synthetic_factory: Callable[..., Any]
+) -> None:
+    """The same split, seed and defaults, with and without a face modality that is pure noise."""
+    syn = synthetic_factory(tmp_path / "data", pure_noise=["face"], **BIG)
+    cfg = TrainConfig(threads=1, baselines=False)  # the shipped defaults
+    settings = Settings(data_root=str(syn.root), train=cfg)
+    wh = Warehouse(syn.root)
+    data = load_training_data(settings, wh, cfg)
+    without = train_run(
+        settings, wh, cfg.model_copy(update={"modalities": [m for m in EVERY if m != "face"]}),
+        dataset=data,
+    )  # fmt: skip
+    noisy = train_run(settings, wh, cfg, dataset=data)
+    assert noisy.split == without.split and "face" in noisy.modalities
+    assert without.metrics["weighted_f1"] >= 0.6  # there is something to lose
+    assert noisy.metrics["weighted_f1"] >= without.metrics["weighted_f1"] - 0.05
+    # the noise earned less than an equal share of the out-of-fold mixing weight
+    weights = noisy.history.selection["mixing_weights"]
+    assert weights["face"] < 1 / len(weights) < max(weights.values())
+
+
+@pytest.mark.slow
+def test_one_informative_modality_among_useless_ones(
+    tmp_path: Path, synthetic_factory: Callable[..., Any]
+) -> None:
+    """Only audio_seq carries the emotion (the rest noise, the scene a still frame): CHFEN is
+    close to the logistic regression on audio_seq alone, far above the majority."""
+    syn = synthetic_factory(
+        tmp_path / "data",
+        signal={"audio_seq": 1.0},
+        pure_noise=["title", "text", "face", "audio"],
+        constant=["scene"],
+        **BIG,
+    )
+    cfg = TrainConfig(threads=1)
+    run = train_run(Settings(data_root=str(syn.root), train=cfg), Warehouse(syn.root), cfg)
+    chfen = run.metrics["weighted_f1"]
+    single = run.baselines["logreg:audio_seq"]["weighted_f1"]
+    majority = run.baselines["majority"]["weighted_f1"]
+    assert chfen >= majority + 0.15, (chfen, majority)
+    assert chfen >= single - 0.15, (chfen, single)  # measured: -0.00 (seed 0), -0.12 (seed 1)
