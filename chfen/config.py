@@ -278,20 +278,47 @@ class EmbedConfig(_Section):
 class TrainConfig(_Section):
     """Everything a training run needs; also the form of the `train` deployment in Prefect."""
 
+    # Defaults sized for hundreds of labelled videos, not millions (the seed's): a small
+    # network, strong regularisation, small batches so an epoch is several optimizer steps.
     seed: int = 0
-    epochs: int = Field(40, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    epochs: int = Field(
+        40,
+        ge=1,
+        description="At most this many epochs (early stopping or cross-validation picks fewer).",
+    )
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
     early_stopping_patience: int = Field(8, ge=1)
     min_agreement: float = Field(0.5, ge=0, le=1, description="Drop items below this agreement.")
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Share of uploaders held out.")
-    hidden_dim: int = Field(128, ge=8)
-    dropout: float = Field(0.1, ge=0, lt=1)
+    hidden_dim: int = Field(64, ge=8)
+    dropout: float = Field(0.3, ge=0, lt=1)
     # ---- the model (CHFEN) and the seed's ablation switches ----
     heads: int = Field(4, ge=1, description="Attention heads; must divide hidden_dim.")
     decision_layers: int = Field(
-        2, ge=1, description="Self-attention + FFN blocks of the decision level (the seed: 2)."
+        1, ge=1, description="Self-attention + FFN blocks of the decision level (the seed: 2)."
+    )
+    standardize: bool = Field(
+        True,
+        description="Standardize each modality's inputs with the training split's mean and "
+        "std (stored in the checkpoint, applied at prediction).",
+    )
+    modality_dropout: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="While training, mask a whole modality of a video with this probability "
+        "(never all of a video's modalities).",
+    )
+    modality_heads: bool = Field(
+        True,
+        description="Per-modality heads with an auxiliary loss, mixed into the final logits "
+        "with learned weights, so a modality that carries nothing can be weighed down; "
+        "False = the fused network alone.",
+    )
+    aux_loss_weight: float = Field(
+        0.5, ge=0, description="Weight of the modality heads' auxiliary loss."
     )
     fusion: Literal["hybrid", "feature", "decision"] = Field(
         "hybrid",
@@ -333,6 +360,23 @@ class TrainConfig(_Section):
         gt=0,
         lt=1,
         description="Share of the training uploaders held out for early stopping.",
+    )
+    min_val_videos: int = Field(
+        30,
+        ge=0,
+        description="A validation split with fewer videos (or fewer than min_val_uploaders "
+        "uploaders) is too small to stop on: it joins training and the number of epochs is "
+        "chosen by grouped cross-validation over the training uploaders.",
+    )
+    min_val_uploaders: int = Field(2, ge=1, description="See min_val_videos.")
+    cv_folds: int = Field(
+        4, ge=2, description="Folds (by uploader) of the cross-validation that picks epochs."
+    )
+    tune_trials: int = Field(
+        0,
+        ge=0,
+        description="When cross-validating: optuna trials over lr, dropout, weight decay and "
+        "hidden size, scored by the same grouped cross-validation (0 = no search).",
     )
     max_steps: int = Field(
         180, ge=1, description="Grid steps kept per video (longer videos are cut)."

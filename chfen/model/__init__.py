@@ -7,11 +7,14 @@ from chfen.model.blocks import (
     EmotionClassifier,
     FaceSceneFusion,
     GatedFusion,
+    ModalityHead,
     ModalityProjection,
     SelfAttentionBlock,
+    Standardize,
     TimePositionalEncoding,
+    modality_keep_mask,
 )
-from chfen.model.chfen import CHFEN, CHFENConfig, DecisionLevel, FeatureLevel
+from chfen.model.chfen import CHFEN, CHFENConfig, CHFENOutput, DecisionLevel, FeatureLevel
 from chfen.model.inputs import CAPTION, ModalityBatch
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "CHFEN",
     "AttentionPooling",
     "CHFENConfig",
+    "CHFENOutput",
     "ConditionalQuery",
     "ConditionedCrossAttention",
     "DecisionLevel",
@@ -27,7 +31,10 @@ __all__ = [
     "FeatureLevel",
     "GatedFusion",
     "ModalityBatch",
+    "ModalityHead",
     "ModalityProjection",
     "SelfAttentionBlock",
+    "Standardize",
     "TimePositionalEncoding",
+    "modality_keep_mask",
 ]

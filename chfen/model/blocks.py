@@ -75,6 +75,69 @@ class TimePositionalEncoding(nn.Module):
         return enc[..., : self.dim]
 
 
+class Standardize(nn.Module):
+    """(x − mean) / scale per feature, with statistics of the training split.
+
+    The statistics are buffers, so they travel with the weights in a checkpoint and prediction
+    applies the transform training used. Until `set` is called it is the identity.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    def set(self, mean: Tensor, scale: Tensor) -> None:
+        if bool((scale <= 0).any()) or not bool(torch.isfinite(scale).all()):
+            raise ValueError("standardization scales must be positive and finite")
+        self.mean.copy_(mean.to(self.mean))
+        self.scale.copy_(scale.to(self.scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x.float() - self.mean) / self.scale
+
+
+def modality_keep_mask(has: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """Modality dropout: which of a batch's modalities to keep, (B, M) bool.
+
+    `has` (B, M): the video has the modality at all. Each present one is dropped with
+    probability p, independently; a video that would lose all of them keeps one, chosen at
+    random among those it has (a video with none keeps none).
+    """
+    if p <= 0:
+        return has.clone()
+    drop = (torch.rand(has.shape, generator=generator, device=has.device) < p) & has
+    keep = has & ~drop
+    lost = has.any(dim=1) & ~keep.any(dim=1)  # (B,)
+    if bool(lost.any()):
+        score = torch.rand(has.shape, generator=generator, device=has.device)
+        pick = score.masked_fill(~has, -1.0).argmax(dim=1)  # (B,) a modality the video has
+        keep[lost, pick[lost]] = True
+    return keep
+
+
+class ModalityHead(nn.Module):
+    """An auxiliary classifier on one modality alone: its projected vectors (aligned ones
+    averaged over present steps) -> logits. Trained with its own loss, it says how much that
+    modality predicts, so the network can learn to weigh it down when it carries nothing."""
+
+    def __init__(self, hidden: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, n_classes)
+
+    def forward(self, h: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+        # h: (B, H) with present (B,), or (B, T, H) with present (B, T)
+        if h.dim() == 3:
+            w = present.float().unsqueeze(-1)  # (B, T, 1)
+            pooled = (masked_zero(h, present) * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+            has = present.any(dim=-1)
+        else:
+            pooled, has = masked_zero(h, present), present
+        return self.out(self.dropout(self.norm(pooled))), has  # (B, C), (B,)
+
+
 class ModalityProjection(nn.Module):
     """An encoder's embedding (D) into the shared hidden space (H)."""
 

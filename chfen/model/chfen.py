@@ -12,6 +12,17 @@
         │
         └─ EmotionClassifier → logits over Plutchik's eight emotions
 
+For small data (hundreds of videos) and modalities that may carry nothing:
+
+- every modality's inputs are standardized with the training split's mean and std
+  (`set_standardization`; buffers, saved with the weights, applied at prediction);
+- modality dropout (`modality_dropout`, training only): a whole modality is masked for a video
+  with that probability, never all of a video's modalities;
+- modality heads (`modality_heads`): each modality alone -> a small head -> logits, trained with
+  an auxiliary loss; the final logits are a learned weighting (softmax over one weight per
+  head plus one for the fused network, over the heads present for the video) of the fused
+  network's logits and the heads'. A modality that predicts nothing earns a low weight.
+
 Ablations (TrainConfig, one switch each): `fusion` = hybrid | feature (feature level, then
 attention pooling; no decision level) | decision (projected modalities straight into the
 decision level); `use_cross_attention` (streams not attended by the condition, and no
@@ -23,9 +34,10 @@ never built; one missing for a video is masked).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -38,10 +50,13 @@ from chfen.model.blocks import (
     EmotionClassifier,
     FaceSceneFusion,
     GatedFusion,
+    ModalityHead,
     ModalityProjection,
     SelfAttentionBlock,
+    Standardize,
     TimePositionalEncoding,
     masked_zero,
+    modality_keep_mask,
 )
 from chfen.model.inputs import CAPTION, ModalityBatch, is_global
 
@@ -68,6 +83,9 @@ class CHFENConfig:
     use_caption: bool = True
     use_cross_attention: bool = True
     use_face_scene_fusion: bool = True
+    # Off here (a plain network for the unit tests); TrainConfig turns them on for training.
+    modality_dropout: float = 0.0
+    modality_heads: bool = False
     n_classes: int = len(PLUTCHIK)
 
     @classmethod
@@ -84,6 +102,8 @@ class CHFENConfig:
             use_caption=train.use_caption,
             use_cross_attention=train.use_cross_attention,
             use_face_scene_fusion=train.use_face_scene_fusion,
+            modality_dropout=train.modality_dropout,
+            modality_heads=train.modality_heads,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +115,7 @@ class CHFENConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> CHFENConfig:
         data = dict(data)
         data["modalities"] = tuple(data.get("modalities", MODALITIES))
+        data.setdefault("modality_heads", False)  # checkpoints from before the heads
         return cls(**data)
 
     def active_modalities(self, available: Iterable[str]) -> tuple[str, ...]:
@@ -209,6 +230,16 @@ class DecisionLevel(nn.Module):
         return self.pooling(x, present)  # (B, H)
 
 
+@dataclass
+class CHFENOutput:
+    """Everything one forward pass produces: the final logits (B, C), the fused network's own
+    logits, and per modality head its logits (B, C) and which videos have the modality (B,)."""
+
+    logits: Tensor
+    fused: Tensor
+    heads: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+
 class CHFEN(nn.Module):
     """The whole network: cached embeddings in, emotion logits out.
 
@@ -229,6 +260,9 @@ class CHFEN(nn.Module):
                 f"(use_audio={cfg.use_audio}), the embeddings have {sorted(self.input_dims)}"
             )
         hidden = cfg.hidden_dim
+        self.standardize = nn.ModuleDict(
+            {m: Standardize(self.input_dims[m]) for m in self.modalities}
+        )
         self.projections = nn.ModuleDict(
             {
                 m: ModalityProjection(self.input_dims[m], hidden, cfg.dropout)
@@ -252,29 +286,74 @@ class CHFEN(nn.Module):
         self.decision_level = DecisionLevel(token_types, cfg) if cfg.fusion != "feature" else None
         self.feature_pooling = AttentionPooling(hidden) if cfg.fusion == "feature" else None
         self.classifier = EmotionClassifier(hidden, cfg.n_classes, cfg.dropout)
+        self.heads: nn.ModuleDict | None = None
+        self.head_weights: nn.Parameter | None = None
+        if cfg.modality_heads:
+            self.heads = nn.ModuleDict(
+                {m: ModalityHead(hidden, cfg.n_classes, cfg.dropout) for m in self.modalities}
+            )
+            # one weight for the fused network, then one per head; equal at the start
+            self.head_weights = nn.Parameter(torch.zeros(1 + len(self.modalities)))
 
-    def project(self, batch: ModalityBatch) -> dict[str, tuple[Tensor, Tensor]]:
-        """Every active modality in the hidden space, aligned ones time-encoded."""
+    def set_standardization(self, stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Per modality (mean (D,), scale (D,)) from the training split; others stay as is."""
+        for m, (mean, scale) in stats.items():
+            if m in self.standardize:
+                self.standardize[m].set(
+                    torch.as_tensor(mean, dtype=torch.float32),
+                    torch.as_tensor(scale, dtype=torch.float32),
+                )
+
+    def _inputs(self, batch: ModalityBatch) -> dict[str, tuple[Tensor, Tensor]]:
+        """Every active modality's standardized input and presence; in training, with whole
+        modalities masked for some videos (modality dropout)."""
         batch_size, steps = batch.times.shape
         device = batch.times.device
         out: dict[str, tuple[Tensor, Tensor]] = {}
         for m in self.modalities:
-            glob = is_global(m)
             if m in batch.features:
                 x, present = batch.features[m], batch.masks[m].bool()
             else:  # missing for the whole batch
-                shape = (batch_size,) if glob else (batch_size, steps)
+                shape = (batch_size,) if is_global(m) else (batch_size, steps)
                 x = torch.zeros(*shape, self.input_dims[m], device=device)
                 present = torch.zeros(shape, dtype=torch.bool, device=device)
-            h = self.projections[m](x, present)  # (B, H) or (B, T, H)
-            if not glob:
-                h = masked_zero(h + self.time_encoding(batch.times), present)
-            out[m] = (h, present)
+            out[m] = (self.standardize[m](x), present)
+        p = self.config.modality_dropout
+        if self.training and p > 0 and out:
+            names = list(out)
+            has = torch.stack(
+                [pr if pr.dim() == 1 else pr.any(dim=-1) for _, pr in out.values()], dim=1
+            )  # (B, M)
+            keep = modality_keep_mask(has, p)
+            for j, m in enumerate(names):
+                x, present = out[m]
+                k = keep[:, j] if present.dim() == 1 else keep[:, j : j + 1]
+                out[m] = (x, present & k)
         return out
+
+    def _project(
+        self, batch: ModalityBatch
+    ) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
+        """(time-encoded projections, projections without time encoding) per modality."""
+        proj: dict[str, tuple[Tensor, Tensor]] = {}
+        plain: dict[str, tuple[Tensor, Tensor]] = {}
+        for m, (x, present) in self._inputs(batch).items():
+            h = self.projections[m](x, present)  # (B, H) or (B, T, H)
+            plain[m] = (h, present)
+            if not is_global(m):
+                h = masked_zero(h + self.time_encoding(batch.times), present)
+            proj[m] = (h, present)
+        return proj, plain
+
+    def project(self, batch: ModalityBatch) -> dict[str, tuple[Tensor, Tensor]]:
+        """Every active modality in the hidden space, aligned ones time-encoded."""
+        return self._project(batch)[0]
 
     def pooled(self, batch: ModalityBatch) -> Tensor:
         """The video vector (B, H) the classifier reads."""
-        proj = self.project(batch)
+        return self._pooled(batch, self.project(batch))
+
+    def _pooled(self, batch: ModalityBatch, proj: Mapping[str, tuple[Tensor, Tensor]]) -> Tensor:
         batch_size = batch.batch_size
         device = batch.times.device
         always = torch.ones(batch_size, 1, dtype=torch.bool, device=device)
@@ -301,8 +380,29 @@ class CHFEN(nn.Module):
         present = torch.cat([p for _, _, p in tokens], dim=1)  # (B, L)
         return self.feature_pooling(x, present)
 
+    def outputs(self, batch: ModalityBatch) -> CHFENOutput:
+        """The final logits with the fused network's and every modality head's."""
+        proj, plain = self._project(batch)
+        fused = self.classifier(self._pooled(batch, proj))  # (B, C)
+        if self.heads is None or self.head_weights is None:
+            return CHFENOutput(fused, fused)
+        heads = {m: self.heads[m](*plain[m]) for m in self.modalities}
+        stack = torch.stack([fused, *(lg for lg, _ in heads.values())], dim=1)  # (B, 1+M, C)
+        always = torch.ones(batch.batch_size, 1, dtype=torch.bool, device=fused.device)
+        avail = torch.cat([always, torch.stack([h for _, h in heads.values()], dim=1)], dim=1)
+        w = torch.softmax(self.head_weights.masked_fill(~avail, float("-inf")), dim=1)
+        logits = (w.unsqueeze(-1) * stack).sum(dim=1)  # (B, C)
+        return CHFENOutput(logits, fused, heads)
+
+    def mixing_weights(self) -> dict[str, float]:
+        """The learned weight of the fused network and of each modality head (all present)."""
+        if self.head_weights is None:
+            return {}
+        w = torch.softmax(self.head_weights.detach().cpu(), dim=0).tolist()
+        return dict(zip(["fused", *self.modalities], (round(v, 4) for v in w), strict=True))
+
     def forward(self, batch: ModalityBatch) -> Tensor:
-        return self.classifier(self.pooled(batch))  # (B, C) logits
+        return self.outputs(batch).logits  # (B, C) logits
 
     # ---- checkpoints -------------------------------------------------------------------------
 
@@ -317,5 +417,9 @@ class CHFEN(nn.Module):
     @classmethod
     def from_checkpoint(cls, data: Mapping[str, Any]) -> CHFEN:
         model = cls(data["input_dims"], CHFENConfig.from_dict(data["config"]))
-        model.load_state_dict(data["state_dict"])
+        state = dict(data["state_dict"])
+        for key, value in model.state_dict().items():
+            if key.startswith("standardize."):  # checkpoints from before: the identity
+                state.setdefault(key, value)
+        model.load_state_dict(state)
         return model

@@ -20,7 +20,11 @@ Labels (the viewer's response, Plutchik's eight; `labeling.agreement` gives the 
 - hard label (for the metrics): the soft label's argmax, ties to the first in PLUTCHIK order.
 
 The split is by uploader (`videos.uploader`, else `uploader_id`, else the video alone), seeded:
-no uploader's videos are in two of train / validation / test.
+no uploader's videos are in two of train / validation / test. Re-uploads stay with their
+originals: near-duplicate pairs (`quality_near_duplicates`: keyframe hashes within a few bits,
+the quality views' threshold) join their uploaders into one unit of the split (union-find), so
+a copy uploaded by someone else is never tested on while its original is trained on. The pairs
+are read from the current keyframe hashes and recorded with the dataset.
 
 A run reads `videos`, `annotations` and `embeddings` at the versions it records, so its
 dataset can be rebuilt exactly (`load_labeled(..., versions=...)`).
@@ -125,6 +129,8 @@ class LabeledDataset:
     versions: dict[str, int]
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> videos
     coverage: dict[str, int] = field(default_factory=dict)  # modality -> videos with it
+    # near-duplicate pairs (video_a, video_b) among the examples: re-uploads and originals
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
 
     def by_id(self) -> dict[str, Example]:
         return {e.video_id: e for e in self.examples}
@@ -144,6 +150,13 @@ class Split:
             if video_id in getattr(self, name):
                 return name
         raise KeyError(video_id)
+
+    def without_val(self) -> Split:
+        """The validation videos and uploaders moved into training (for cross-validation)."""
+        ups = dict(self.uploaders)
+        ups["train"] = tuple(sorted({*ups.get("train", ()), *ups.get("val", ())}))
+        ups["val"] = ()
+        return Split(tuple(sorted({*self.train, *self.val})), (), self.test, ups)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +227,41 @@ def uploaders(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {
         r["video_id"]: r["uploader"] or r["uploader_id"] or f"video:{r['video_id']}" for r in rows
     }
+
+
+def near_duplicates(wh: Warehouse, video_ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Near-duplicate video pairs as the quality views define them (`quality_near_duplicates`:
+    keyframe hashes within DEFAULT_MAX_BITS bits for DEFAULT_MIN_SHARE of each video's
+    keyframes), among `video_ids` when given; sorted."""
+    rows = wh.rows("SELECT video_a, video_b FROM quality_near_duplicates")
+    keep = None if video_ids is None else set(video_ids)
+    pairs = {
+        (min(r["video_a"], r["video_b"]), max(r["video_a"], r["video_b"]))
+        for r in rows
+        if keep is None or (r["video_a"] in keep and r["video_b"] in keep)
+    }
+    return sorted(pairs)
+
+
+def split_units(
+    groups: Mapping[str, str], duplicates: Iterable[tuple[str, str]] = ()
+) -> dict[str, str]:
+    """video_id -> the unit a split keeps together: its uploader, joined (union-find) with the
+    uploader of every near-duplicate of the video. A unit is named after its first uploader."""
+    parent = {u: u for u in groups.values()}
+
+    def find(u: str) -> str:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    for a, b in duplicates:
+        if a in groups and b in groups:
+            ra, rb = find(groups[a]), find(groups[b])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    return {v: find(u) for v, u in groups.items()}
 
 
 def choose_encoder_keys(
@@ -378,6 +426,7 @@ def load_labeled(
         groups = uploaders(con)
     finally:
         con.close()
+    duplicates = near_duplicates(wh, [v for v in targets if v in features])
 
     examples = []
     for video_id in sorted(targets):
@@ -397,22 +446,37 @@ def load_labeled(
         )
     coverage = {m: sum(m in e.features.vectors for e in examples) for m in dims}
     return LabeledDataset(
-        examples, dims, {m: keys[m] for m in dims}, versions, dict(dropped), coverage
+        examples,
+        dims,
+        {m: keys[m] for m in dims},
+        versions,
+        dict(dropped),
+        coverage,
+        duplicates,
     )
 
 
 def split_by_uploader(
-    groups: Mapping[str, str], *, test_fraction: float, val_fraction: float, seed: int
+    groups: Mapping[str, str],
+    *,
+    test_fraction: float,
+    val_fraction: float,
+    seed: int,
+    duplicates: Iterable[tuple[str, str]] = (),
 ) -> Split:
-    """Seeded split of videos (video_id -> uploader) with no uploader in two splits.
+    """Seeded split of videos (video_id -> uploader) with no uploader in two splits, and no
+    near-duplicate pair (`duplicates`, e.g. a re-upload by someone else) across two.
 
-    `test_fraction` of the uploaders (at least one) are held out for the test; `val_fraction`
-    of the rest (at least one, when two or more are left) for early stopping.
+    The unit of the split is an uploader joined with the uploaders of its videos' duplicates
+    (`split_units`). `test_fraction` of the units (at least one) are held out for the test;
+    `val_fraction` of the rest (at least one, when two or more are left) for early stopping.
     """
-    names = sorted(set(groups.values()))
+    units = split_units(groups, duplicates)
+    names = sorted(set(units.values()))
     if len(names) < 2:
         raise DatasetError(
-            f"[train] the labelled videos come from {len(names)} uploader(s); a split by "
+            f"[train] the labelled videos come from {len(set(groups.values()))} uploader(s) "
+            f"({len(names)} once re-uploads are joined to their originals); a split by "
             "uploader needs at least 2 (3 for a validation split). Label more videos."
         )
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
@@ -426,14 +490,52 @@ def split_by_uploader(
     }
     of = {u: name for name, us in parts.items() for u in us}
     videos: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    members: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}
     for video_id in sorted(groups):
-        videos[of[groups[video_id]]].append(video_id)
+        name = of[units[video_id]]
+        videos[name].append(video_id)
+        members[name].add(groups[video_id])
     return Split(
         tuple(videos["train"]),
         tuple(videos["val"]),
         tuple(videos["test"]),
-        {name: tuple(sorted(us)) for name, us in parts.items()},
+        {name: tuple(sorted(us)) for name, us in members.items()},
     )
+
+
+def modality_stats(
+    features: Iterable[VideoFeatures], dims: Mapping[str, int], *, rel_floor: float = 0.01
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per modality (mean, scale) over the present vectors (every present step of an aligned
+    one) of some videos — the training split's, never the test's.
+
+    scale = the std, floored at `rel_floor` × the modality's mean std (and 1e-4), so a constant
+    feature becomes exactly zero after centring and a nearly constant one is not blown up to
+    unit variance. A modality no video has is left out (the model keeps the identity).
+    """
+    sums: dict[str, np.ndarray] = {m: np.zeros(d) for m, d in dims.items()}
+    squares: dict[str, np.ndarray] = {m: np.zeros(d) for m, d in dims.items()}
+    counts: dict[str, int] = dict.fromkeys(dims, 0)
+    for f in features:
+        for m in dims:
+            if m not in f.vectors:
+                continue
+            x = f.vectors[m].astype(np.float64)
+            x = x[None] if is_global(m) else x[f.present[m]]
+            sums[m] += x.sum(axis=0)
+            squares[m] += (x * x).sum(axis=0)
+            counts[m] += x.shape[0]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for m, n in counts.items():
+        if n == 0:
+            continue
+        mean = sums[m] / n
+        std = np.sqrt(np.maximum(squares[m] / n - mean * mean, 0.0))
+        # values stored as float16 make a constant feature's variance a rounding residue
+        std = np.where(std < 1e-6 * np.maximum(np.abs(mean), 1.0), 0.0, std)
+        floor = max(rel_floor * float(std.mean()), 1e-4)
+        out[m] = (mean.astype(np.float32), np.maximum(std, floor).astype(np.float32))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

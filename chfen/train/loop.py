@@ -1,11 +1,21 @@
 """The training loop: AdamW, soft-label cross-entropy with class weights, early stopping on the
-validation loss (the best epoch's weights are kept)."""
+validation loss (the best epoch's weights are kept).
+
+With no usable validation split (absent, or smaller than `train.min_val_videos` videos or
+`train.min_val_uploaders` uploaders) the number of epochs is chosen by grouped k-fold
+cross-validation over the training units (uploaders joined with their re-uploads): each fold
+trains on the others and records its held-out loss per epoch; the epoch with the lowest loss
+pooled over the folds wins, and the model is refit on every training video for that many
+epochs. `train.tune_trials` > 0 adds an optuna search over a few hyper-parameters scored by
+the same cross-validation. The test split is never passed here.
+"""
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +23,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from chfen.model import CHFEN
-from chfen.train.data import EmbeddingDataset, collate
+from chfen.config import TrainConfig
+from chfen.model import CHFEN, CHFENConfig
+from chfen.train.data import EmbeddingDataset, Example, collate, modality_stats
 from chfen.train.metrics import classification_metrics
+
+log = logging.getLogger("chfen.train")
+
+
+MIXING_LR_SCALE = 20.0
 
 
 def class_weights(soft: np.ndarray, scheme: str) -> torch.Tensor:
@@ -59,6 +75,12 @@ class History:
     stopped_early: bool = False
     seconds: float = 0.0
     samples_per_s: float = 0.0
+    # how the number of epochs was chosen: {"method": "validation"} or the cross-validation's
+    # folds, pooled loss per epoch, chosen epochs (and the hyper-parameter search, if any)
+    selection: dict[str, Any] = field(default_factory=dict)
+    # per epoch, the validation videos' logits of every expert (fused network, each modality
+    # head) and which are present: (N, 1+M, C), (N, 1+M); kept only when fit is asked to
+    val_experts: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list, repr=False)
 
 
 def loader(
@@ -89,6 +111,52 @@ def predict_proba(
     return np.concatenate(out).astype(np.float32)
 
 
+@torch.no_grad()
+def expert_logits(
+    model: CHFEN, data: EmbeddingDataset, *, batch_size: int = 64, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every expert's logits — the fused network's, then each modality head's — (N, 1+M, C),
+    and which are present for each video (N, 1+M). Needs a model with modality heads."""
+    model.eval()
+    stacks, avails = [], []
+    for batch, _ in loader(data, model.input_dims, batch_size, shuffle=False, seed=0):
+        out = model.outputs(batch.to(device))
+        heads = list(out.heads.values())
+        stacks.append(torch.stack([out.fused, *(lg for lg, _ in heads)], dim=1).cpu())
+        always = torch.ones(batch.batch_size, 1, dtype=torch.bool)
+        avails.append(torch.cat([always, *(h.cpu()[:, None] for _, h in heads)], dim=1))
+    return torch.cat(stacks), torch.cat(avails)
+
+
+def fit_mixing(
+    stack: torch.Tensor,
+    avail: torch.Tensor,
+    soft: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    *,
+    l2: float = 0.01,
+) -> torch.Tensor:
+    """The mixing logits (1+M,) that minimise the loss of the mixed held-out logits.
+
+    `stack` (N, 1+M, C) and `avail` (N, 1+M) are out-of-fold expert logits (each video scored
+    by a model that never saw it), so a head that only memorised its training videos earns no
+    weight. A small L2 pull towards equal weights keeps the fit stable on few videos.
+    """
+    w = torch.zeros(stack.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        mix = torch.softmax(w.masked_fill(~avail, float("-inf")), dim=1)  # (N, 1+M)
+        logits = (mix.unsqueeze(-1) * stack).sum(dim=1)
+        loss = soft_cross_entropy(logits, soft, weights) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach()
+
+
 def _loss_on(
     model: CHFEN, data: EmbeddingDataset, weights: torch.Tensor, batch_size: int, device: str
 ) -> tuple[float, np.ndarray]:
@@ -97,6 +165,22 @@ def _loss_on(
     logits = torch.log(torch.from_numpy(probs).clamp(min=1e-12))
     loss = soft_cross_entropy(logits, soft, weights).item() if len(data) else float("nan")
     return loss, probs
+
+
+def training_loss(
+    model: CHFEN, batch: Any, targets: torch.Tensor, weights: torch.Tensor, aux_weight: float
+) -> torch.Tensor:
+    """The loss of the final logits, plus (with modality heads) `aux_weight` × the mean loss of
+    the fused network's own logits and of each head on the videos that have its modality."""
+    out = model.outputs(batch)
+    loss = soft_cross_entropy(out.logits, targets, weights)
+    if not out.heads or aux_weight <= 0:
+        return loss
+    terms = [soft_cross_entropy(out.fused, targets, weights)]
+    for logits, has in out.heads.values():
+        if bool(has.any()):
+            terms.append(soft_cross_entropy(logits[has], targets[has], weights))
+    return loss + aux_weight * torch.stack(terms).mean()
 
 
 def fit(
@@ -113,14 +197,27 @@ def fit(
     seed: int,
     grad_clip: float = 1.0,
     device: str = "cpu",
+    aux_weight: float = 0.0,
+    keep_val_experts: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
     """Train with AdamW; stop when the validation loss has not improved for `patience` epochs
-    and keep the best epoch's weights (without a validation set: every epoch, the last kept)."""
+    and keep the best epoch's weights (without a validation set: every epoch, the last kept).
+    `aux_weight`: the modality heads' auxiliary loss (`training_loss`). `keep_val_experts`: keep
+    every epoch's `expert_logits` on the validation videos in `history.val_experts`. A frozen
+    parameter (e.g. mixing weights set by cross-validation) is left alone."""
     torch.manual_seed(seed)
     model.to(device)
     weights = weights.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # The mixing weights of the modality heads are a handful of scalars that must move within
+    # a short run: a higher learning rate and no decay towards "all heads equal".
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    mixing = [p for n, p in trainable if n == "head_weights"]
+    rest = [p for n, p in trainable if n != "head_weights"]
+    groups: list[dict[str, Any]] = [{"params": rest}]
+    if mixing:
+        groups.append({"params": mixing, "lr": lr * MIXING_LR_SCALE, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     batches = loader(train, model.input_dims, batch_size, shuffle=True, seed=seed)
     history = History()
     best_loss, best_state, waited = float("inf"), None, 0
@@ -133,7 +230,7 @@ def fit(
         for batch, targets in batches:
             assert targets is not None
             batch, targets = batch.to(device), targets.to(device)
-            loss = soft_cross_entropy(model(batch), targets, weights)
+            loss = training_loss(model, batch, targets, weights, aux_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:
@@ -153,6 +250,10 @@ def fit(
                 "val_weighted_f1": m["weighted_f1"],
             }
             improved = val_loss < best_loss - 1e-6
+            if keep_val_experts and model.heads is not None:
+                history.val_experts.append(
+                    expert_logits(model, val, batch_size=batch_size, device=device)
+                )
         else:
             improved = True
         row["seconds"] = time.perf_counter() - t0
@@ -173,3 +274,224 @@ def fit(
     history.seconds = time.perf_counter() - t_start
     history.samples_per_s = seen / history.seconds if history.seconds > 0 else 0.0
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# From a TrainConfig: build, choose epochs, fit
+# ---------------------------------------------------------------------------------------------
+
+
+def build_model(dims: Mapping[str, int], cfg: TrainConfig, train: Sequence[Example]) -> CHFEN:
+    """A fresh CHFEN (seeded) with the inputs standardized on `train` (when asked)."""
+    torch.manual_seed(cfg.seed)
+    model = CHFEN(dims, CHFENConfig.from_train(cfg))
+    if cfg.standardize:
+        model.set_standardization(modality_stats((e.features for e in train), dims))
+    return model
+
+
+def fit_config(
+    model: CHFEN,
+    cfg: TrainConfig,
+    train: Sequence[Example],
+    val: Sequence[Example],
+    *,
+    epochs: int | None = None,
+    keep_val_experts: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> History:
+    """`fit` with the config's optimisation settings (class weights from `train`)."""
+    weights = class_weights(np.stack([e.soft for e in train]), cfg.class_weighting)
+    return fit(
+        model,
+        EmbeddingDataset.of(train),
+        EmbeddingDataset.of(val),
+        epochs=epochs or cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        patience=cfg.early_stopping_patience,
+        weights=weights,
+        seed=cfg.seed,
+        grad_clip=cfg.grad_clip,
+        device=cfg.device,
+        aux_weight=cfg.aux_loss_weight if cfg.modality_heads else 0.0,
+        keep_val_experts=keep_val_experts,
+        on_epoch=on_epoch,
+    )
+
+
+def grouped_folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    """k folds of example indices (held-out indices per fold), no group in two folds.
+
+    Groups are shuffled (seeded), then dealt largest first to the fold with the fewest
+    examples so far, so folds are about the same size. k is capped at the number of groups.
+    """
+    names = sorted(set(groups))
+    k = min(k, len(names))
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    size = {g: sum(1 for x in groups if x == g) for g in names}
+    order.sort(key=lambda g: -size[g])  # stable: ties keep the shuffled order
+    load, members = [0] * k, [[] for _ in range(k)]  # type: list[int], list[list[str]]
+    for g in order:
+        i = int(np.argmin(load))
+        members[i].append(g)
+        load[i] += size[g]
+    return [np.array([j for j, x in enumerate(groups) if x in set(m)]) for m in members]
+
+
+def cross_validate(
+    dims: Mapping[str, int],
+    cfg: TrainConfig,
+    train: Sequence[Example],
+    groups: Sequence[str],
+) -> dict[str, Any]:
+    """Grouped k-fold cross-validation over `train`: the held-out loss per epoch pooled over
+    the folds (weighted by fold size) and the epoch where it is lowest.
+
+    A fold stops `early_stopping_patience` epochs after its best; its curve is then carried at
+    its last value (it was not improving). With modality heads, the out-of-fold logits of every
+    expert at the chosen epoch fit the mixing weights (`fit_mixing`; `mixing_logits`). Never
+    sees anything but `train`.
+    """
+    folds = grouped_folds(groups, cfg.cv_folds, cfg.seed)
+    if len(folds) < 2:
+        raise ValueError("cross-validation needs training videos from at least 2 uploaders")
+    curves, sizes, fold_f1, experts, targets = [], [], [], [], []
+    for held in folds:
+        inside = set(held.tolist())
+        fold_train = [e for i, e in enumerate(train) if i not in inside]
+        fold_val = [train[i] for i in held]
+        model = build_model(dims, cfg, fold_train)
+        history = fit_config(model, cfg, fold_train, fold_val, keep_val_experts=True)
+        experts.append(history.val_experts)
+        targets.append(torch.from_numpy(np.stack([e.soft for e in fold_val])))
+        losses = [row["val_loss"] for row in history.epochs]
+        curves.append(losses + [losses[-1]] * (cfg.epochs - len(losses)))
+        fold_f1.append([row["val_weighted_f1"] for row in history.epochs])
+        sizes.append(len(held))
+    pooled = np.average(np.array(curves), axis=0, weights=np.array(sizes, dtype=float))
+    best = int(np.argmin(pooled)) + 1
+    f1_at = [f[min(best, len(f)) - 1] for f in fold_f1]
+    mixing: dict[str, Any] = {}
+    if all(experts):
+        at = [ex[min(best, len(ex)) - 1] for ex in experts]
+        soft = torch.cat(targets)
+        w = fit_mixing(
+            torch.cat([s for s, _ in at]),
+            torch.cat([a for _, a in at]),
+            soft,
+            class_weights(soft.numpy(), cfg.class_weighting),
+        )
+        mixing = {"mixing_logits": [round(float(v), 5) for v in w]}
+    return mixing | {
+        "method": "grouped_cv",
+        "folds": len(folds),
+        "fold_sizes": sizes,
+        "epochs": best,
+        "cv_loss": float(pooled[best - 1]),
+        "cv_weighted_f1": float(np.average(f1_at, weights=np.array(sizes, dtype=float))),
+        "cv_loss_per_epoch": [round(float(v), 5) for v in pooled],
+    }
+
+
+TUNED = ("lr", "dropout", "weight_decay", "hidden_dim")
+
+
+def tune(
+    dims: Mapping[str, int],
+    cfg: TrainConfig,
+    train: Sequence[Example],
+    groups: Sequence[str],
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """An optuna search (seeded TPE, `cfg.tune_trials` trials) over lr, dropout, weight decay
+    and hidden size, each trial scored by `cross_validate`'s pooled loss; the best config and
+    its cross-validation (with every trial recorded)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results: dict[int, dict[str, Any]] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        hidden = trial.suggest_categorical("hidden_dim", [32, 64, 128])
+        params = {
+            "lr": trial.suggest_float("lr", 2e-4, 5e-3, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-3, 0.3, log=True),
+            "hidden_dim": hidden,
+            "heads": 4,
+        }
+        trial_cfg = cfg.model_copy(update=params)
+        results[trial.number] = cross_validate(dims, trial_cfg, train, groups) | {"params": params}
+        return float(results[trial.number]["cv_loss"])
+
+    study = optuna.create_study(
+        direction="minimize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
+    )
+    # the configured values first: the search only replaces them when it finds better
+    study.enqueue_trial({k: getattr(cfg, k) for k in TUNED})
+    study.optimize(objective, n_trials=cfg.tune_trials)
+    best = results[study.best_trial.number]
+    trials = [
+        {"params": r["params"], "cv_loss": r["cv_loss"], "epochs": r["epochs"]}
+        for _, r in sorted(results.items())
+    ]
+    best_cfg = cfg.model_copy(update=best["params"])
+    return best_cfg, best | {"trials": trials}
+
+
+def needs_cross_validation(cfg: TrainConfig, val: Sequence[Example]) -> bool:
+    """True when the validation split is too small to choose epochs on."""
+    return len(val) < cfg.min_val_videos or len({e.uploader for e in val}) < cfg.min_val_uploaders
+
+
+def train_model(
+    dims: Mapping[str, int],
+    cfg: TrainConfig,
+    train: Sequence[Example],
+    val: Sequence[Example],
+    *,
+    groups: Sequence[str] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[CHFEN, History, TrainConfig]:
+    """Train CHFEN on `train`: early stopping on `val` when it is big enough, else epochs (and,
+    with `tune_trials`, hyper-parameters) chosen by grouped cross-validation over `train`
+    (`groups`: each example's split unit, default its uploader) and a refit on all of `train`.
+
+    Returns the model, its history (with `selection`) and the config actually used.
+    """
+    if val and not needs_cross_validation(cfg, val):
+        model = build_model(dims, cfg, train)
+        history = fit_config(model, cfg, train, val, on_epoch=on_epoch)
+        history.selection = {"method": "validation", "epochs": history.best_epoch}
+        return model, history, cfg
+    units = list(groups) if groups is not None else [e.uploader for e in train]
+    used = [*train, *val]  # a too-small validation split is training data
+    units += [e.uploader for e in val]
+    if len(set(units)) < 2:
+        # nothing to hold out: train the configured epochs and say so
+        model = build_model(dims, cfg, used)
+        history = fit_config(model, cfg, used, [], on_epoch=on_epoch)
+        history.selection = {"method": "fixed", "epochs": cfg.epochs, "why": "one uploader"}
+        return model, history, cfg
+    t0 = time.perf_counter()
+    if cfg.tune_trials > 0:
+        cfg, selection = tune(dims, cfg, used, units)
+    else:
+        selection = cross_validate(dims, cfg, used, units)
+    selection["seconds"] = round(time.perf_counter() - t0, 2)
+    log.info(
+        "[train] %d-fold cross-validation chose %d epochs (pooled loss %.3f)",
+        selection["folds"],
+        selection["epochs"],
+        selection["cv_loss"],
+    )
+    model = build_model(dims, cfg, used)
+    if model.head_weights is not None and "mixing_logits" in selection:
+        # the weights the held-out folds earned, not ones fit to the refit's own training loss
+        model.head_weights.data = torch.tensor(selection["mixing_logits"], dtype=torch.float32)
+        model.head_weights.requires_grad_(False)
+        selection["mixing_weights"] = model.mixing_weights()
+    history = fit_config(model, cfg, used, [], epochs=selection["epochs"], on_epoch=on_epoch)
+    history.selection = selection
+    return model, history, cfg

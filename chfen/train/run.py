@@ -26,7 +26,7 @@ import torch
 
 from chfen.config import Settings, TrainConfig, resolved_dict
 from chfen.labels import PLUTCHIK
-from chfen.model import CAPTION, CHFEN, CHFENConfig
+from chfen.model import CAPTION, CHFEN
 from chfen.train.baselines import run_baselines
 from chfen.train.data import (
     DatasetError,
@@ -40,9 +40,15 @@ from chfen.train.data import (
     load_labeled,
     snapshot_versions,
     split_by_uploader,
+    split_units,
 )
 from chfen.train.evaluation import METRICS, evaluate
-from chfen.train.loop import History, class_weights, fit, predict_proba
+from chfen.train.loop import (
+    History,
+    needs_cross_validation,
+    predict_proba,
+    train_model,
+)
 from chfen.train.metrics import classification_metrics
 from chfen.train.report import write_report
 from labeling.agreement import votes_from_rows
@@ -252,16 +258,21 @@ def train_run(
                 f"(dropped: {data.dropped or 'none'}); need at least {MIN_EXAMPLES}. Label more "
                 "videos, embed them, or lower train.min_agreement / train.min_votes."
             )
+        uploader_of = {e.video_id: e.uploader for e in data.examples}
         split = split_by_uploader(
-            {e.video_id: e.uploader for e in data.examples},
+            uploader_of,
             test_fraction=cfg.test_fraction,
             val_fraction=cfg.val_fraction,
             seed=cfg.seed,
+            duplicates=data.duplicates,
         )
         by_id = data.by_id()
+        if needs_cross_validation(cfg, [by_id[v] for v in split.val]):
+            split = split.without_val()  # too small to stop on: it trains, CV picks epochs
         parts = {
             name: [by_id[v] for v in getattr(split, name)] for name in ("train", "val", "test")
         }
+        units = split_units(uploader_of, data.duplicates)
         say(
             f"[train] {run_id}: {len(parts['train'])} train / {len(parts['val'])} val / "
             f"{len(parts['test'])} test videos from {len(split.uploaders['train'])} / "
@@ -269,24 +280,15 @@ def train_run(
             f"modalities {sorted(data.dims)}"
         )
 
-        torch.manual_seed(cfg.seed)
-        model = CHFEN(data.dims, CHFENConfig.from_train(cfg))
-        weights = class_weights(np.stack([e.soft for e in parts["train"]]), cfg.class_weighting)
         t0 = time.perf_counter()
         with torch_threads(cfg.threads):
-            history = fit(
-                model,
-                EmbeddingDataset.of(parts["train"]),
-                EmbeddingDataset.of(parts["val"]),
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                lr=cfg.lr,
-                weight_decay=cfg.weight_decay,
-                patience=cfg.early_stopping_patience,
-                weights=weights,
-                seed=cfg.seed,
-                grad_clip=cfg.grad_clip,
-                device=cfg.device,
+            # the test split never goes in: standardization, epochs and tuning see train only
+            model, history, _ = train_model(
+                data.dims,
+                cfg,
+                parts["train"],
+                parts["val"],
+                groups=[units[e.video_id] for e in parts["train"]],
                 on_epoch=on_epoch,
             )
             probs = {
@@ -330,6 +332,7 @@ def train_run(
             "dropped": data.dropped,
             "sizes": {name: len(ex) for name, ex in parts.items()},
             "uploaders": {name: list(us) for name, us in split.uploaders.items()},
+            "near_duplicates": [list(p) for p in data.duplicates],
         }
         checkpoint_path = run_dir / CHECKPOINT
         torch.save(
@@ -357,6 +360,8 @@ def train_run(
             "stopped_early": history.stopped_early,
             "seconds": history.seconds,
             "samples_per_s": history.samples_per_s,
+            "selection": history.selection,
+            "mixing_weights": model.mixing_weights(),
         }
         (run_dir / METRICS_JSON).write_text(
             json.dumps(

@@ -51,8 +51,10 @@ def test_no_uploader_is_in_two_splits(run: RunResult, synthetic: Any) -> None:
         name: {synthetic.uploader[v] for v in getattr(run.split, name)}
         for name in ("train", "val", "test")
     }
-    assert seen["train"] and seen["val"] and seen["test"]
+    assert seen["train"] and seen["test"]
     assert not seen["train"] & seen["test"]
+    # one uploader's 8 validation videos are too few to stop on: they train, CV picks epochs
+    assert not seen["val"] and run.history.selection["method"] == "grouped_cv"
     assert not seen["val"] & (seen["train"] | seen["test"])
     assert {k: set(v) for k, v in run.split.uploaders.items()} == seen
 
