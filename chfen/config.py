@@ -320,6 +320,12 @@ class TrainConfig(_Section):
     aux_loss_weight: float = Field(
         0.5, ge=0, description="Weight of the modality heads' auxiliary loss."
     )
+    head_l2: float = Field(
+        1.0,
+        gt=0,
+        description="L2 strength of the modality heads (logistic regressions): penalty "
+        "0.5·head_l2·‖W‖² against the summed loss, as scikit-learn's C = 1/head_l2.",
+    )
     fusion: Literal["hybrid", "feature", "decision"] = Field(
         "hybrid",
         description="hybrid = feature level then decision level (the seed's CHFEN); feature = "

@@ -117,25 +117,30 @@ def modality_keep_mask(has: Tensor, p: float, generator: torch.Generator | None 
 
 
 class ModalityHead(nn.Module):
-    """An auxiliary classifier on one modality alone: its projected vectors (aligned ones
-    averaged over present steps) -> logits. Trained with its own loss, it says how much that
-    modality predicts, so the network can learn to weigh it down when it carries nothing."""
+    """A classifier on one modality alone: its standardized input (aligned ones averaged over
+    present steps) -> logits, one linear layer. It is a multinomial logistic regression on the
+    same pooled vector the baselines read, fit by `chfen.train.loop.fit_heads` (L-BFGS, L2)
+    before the network trains; mixed with the fused network by weights fit on held-out videos,
+    it lets the model lean on the modalities that carry something and ignore the rest."""
 
-    def __init__(self, hidden: int, n_classes: int, dropout: float):
+    def __init__(self, in_dim: int, n_classes: int, dropout: float):
         super().__init__()
-        self.norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, n_classes)
+        self.out = nn.Linear(in_dim, n_classes)
 
-    def forward(self, h: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
-        # h: (B, H) with present (B,), or (B, T, H) with present (B, T)
-        if h.dim() == 3:
+    @staticmethod
+    def pool(x: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, D) pooled vectors and (B,) which videos have the modality at all."""
+        if x.dim() == 3:
             w = present.float().unsqueeze(-1)  # (B, T, 1)
-            pooled = (masked_zero(h, present) * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
-            has = present.any(dim=-1)
-        else:
-            pooled, has = masked_zero(h, present), present
-        return self.out(self.dropout(self.norm(pooled))), has  # (B, C), (B,)
+            pooled = (masked_zero(x, present) * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+            return pooled, present.any(dim=-1)
+        return masked_zero(x, present), present
+
+    def forward(self, x: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+        # x: (B, D) with present (B,), or (B, T, D) with present (B, T)
+        pooled, has = self.pool(x, present)
+        return self.out(self.dropout(pooled)), has  # (B, C), (B,)
 
 
 class ModalityProjection(nn.Module):

@@ -18,10 +18,13 @@ For small data (hundreds of videos) and modalities that may carry nothing:
   (`set_standardization`; buffers, saved with the weights, applied at prediction);
 - modality dropout (`modality_dropout`, training only): a whole modality is masked for a video
   with that probability, never all of a video's modalities;
-- modality heads (`modality_heads`): each modality alone -> a small head -> logits, trained with
-  an auxiliary loss; the final logits are a learned weighting (softmax over one weight per
-  head plus one for the fused network, over the heads present for the video) of the fused
-  network's logits and the heads'. A modality that predicts nothing earns a low weight.
+- modality heads (`modality_heads`): each modality alone -> a linear head on its pooled,
+  standardized input (a logistic regression, fit by L-BFGS with L2 before the network trains,
+  then frozen); the final logits are a weighting (softmax over one weight per head plus one
+  for the fused network, over the heads present for the video) of the fused network's logits
+  and the heads', the weights fit on held-out videos (cross-validation folds or the
+  validation split). A modality that predicts nothing earns a low weight; with few videos the
+  heads carry the prediction, with many the fused network can take over.
 
 Ablations (TrainConfig, one switch each): `fusion` = hybrid | feature (feature level, then
 attention pooling; no decision level) | decision (projected modalities straight into the
@@ -290,7 +293,10 @@ class CHFEN(nn.Module):
         self.head_weights: nn.Parameter | None = None
         if cfg.modality_heads:
             self.heads = nn.ModuleDict(
-                {m: ModalityHead(hidden, cfg.n_classes, cfg.dropout) for m in self.modalities}
+                {
+                    m: ModalityHead(self.input_dims[m], cfg.n_classes, cfg.dropout)
+                    for m in self.modalities
+                }
             )
             # one weight for the fused network, then one per head; equal at the start
             self.head_weights = nn.Parameter(torch.zeros(1 + len(self.modalities)))
@@ -334,16 +340,15 @@ class CHFEN(nn.Module):
     def _project(
         self, batch: ModalityBatch
     ) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
-        """(time-encoded projections, projections without time encoding) per modality."""
+        """(time-encoded projections, the standardized inputs they came from) per modality."""
         proj: dict[str, tuple[Tensor, Tensor]] = {}
-        plain: dict[str, tuple[Tensor, Tensor]] = {}
-        for m, (x, present) in self._inputs(batch).items():
+        inputs = self._inputs(batch)
+        for m, (x, present) in inputs.items():
             h = self.projections[m](x, present)  # (B, H) or (B, T, H)
-            plain[m] = (h, present)
             if not is_global(m):
                 h = masked_zero(h + self.time_encoding(batch.times), present)
             proj[m] = (h, present)
-        return proj, plain
+        return proj, inputs
 
     def project(self, batch: ModalityBatch) -> dict[str, tuple[Tensor, Tensor]]:
         """Every active modality in the hidden space, aligned ones time-encoded."""
@@ -382,11 +387,11 @@ class CHFEN(nn.Module):
 
     def outputs(self, batch: ModalityBatch) -> CHFENOutput:
         """The final logits with the fused network's and every modality head's."""
-        proj, plain = self._project(batch)
+        proj, inputs = self._project(batch)
         fused = self.classifier(self._pooled(batch, proj))  # (B, C)
         if self.heads is None or self.head_weights is None:
             return CHFENOutput(fused, fused)
-        heads = {m: self.heads[m](*plain[m]) for m in self.modalities}
+        heads = {m: self.heads[m](*inputs[m]) for m in self.modalities}
         stack = torch.stack([fused, *(lg for lg, _ in heads.values())], dim=1)  # (B, 1+M, C)
         always = torch.ones(batch.batch_size, 1, dtype=torch.bool, device=fused.device)
         avail = torch.cat([always, torch.stack([h for _, h in heads.values()], dim=1)], dim=1)

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from chfen.config import TrainConfig
-from chfen.model import CHFEN, CHFENConfig
+from chfen.model import CHFEN, CHFENConfig, ModalityHead
 from chfen.train.data import EmbeddingDataset, Example, collate, modality_stats
 from chfen.train.metrics import classification_metrics
 
@@ -173,6 +173,14 @@ def training_loss(
     """The loss of the final logits, plus (with modality heads) `aux_weight` × the mean loss of
     the fused network's own logits and of each head on the videos that have its modality."""
     out = model.outputs(batch)
+    if (
+        out.heads
+        and model.heads is not None
+        and not any(p.requires_grad for p in model.heads.parameters())
+    ):
+        # Heads fit beforehand and frozen (`fit_heads`): the network learns on its own loss;
+        # the mixing weights come from held-out videos afterwards.
+        return soft_cross_entropy(out.fused, targets, weights)
     loss = soft_cross_entropy(out.logits, targets, weights)
     if not out.heads or aux_weight <= 0:
         return loss
@@ -181,6 +189,57 @@ def training_loss(
         if bool(has.any()):
             terms.append(soft_cross_entropy(logits[has], targets[has], weights))
     return loss + aux_weight * torch.stack(terms).mean()
+
+
+def fit_heads(
+    model: CHFEN,
+    data: EmbeddingDataset,
+    weights: torch.Tensor,
+    l2: float,
+    *,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> None:
+    """Fit every modality head as a multinomial logistic regression on its pooled,
+    standardized input over `data` (full batch L-BFGS, soft targets, class weights, penalty
+    0.5·l2·‖W‖² against the summed loss as scikit-learn's C = 1/l2), then freeze the heads."""
+    assert model.heads is not None
+    model.eval()
+    pooled: dict[str, list[torch.Tensor]] = {m: [] for m in model.heads}
+    has: dict[str, list[torch.Tensor]] = {m: [] for m in model.heads}
+    with torch.no_grad():
+        for batch, _ in loader(data, model.input_dims, batch_size, shuffle=False, seed=0):
+            inputs = model._inputs(batch.to(device))
+            for m in model.heads:
+                x, h = ModalityHead.pool(*inputs[m])
+                pooled[m].append(x.cpu())
+                has[m].append(h.cpu())
+    soft = torch.from_numpy(np.stack(data.soft or [])).float()
+    for m, head in model.heads.items():
+        x, h = torch.cat(pooled[m]), torch.cat(has[m])
+        linear = head.out
+        if int(h.sum()) < 2:
+            continue  # nothing to fit: the head stays as initialised and earns no weight
+        x, y = x[h], soft[h]
+        w = torch.zeros_like(linear.weight, requires_grad=True)
+        b = torch.zeros_like(linear.bias, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+        n = float(len(x))
+
+        def closure(x=x, y=y, w=w, b=b, opt=opt, n=n) -> torch.Tensor:
+            opt.zero_grad()
+            loss = soft_cross_entropy(x @ w.T + b, y, weights.cpu()) + 0.5 * l2 * (w * w).sum() / n
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            linear.weight.copy_(w.detach())
+            linear.bias.copy_(b.detach())
+    for p in model.heads.parameters():
+        p.requires_grad_(False)
+    if model.head_weights is not None:  # set from held-out videos, never the training loss
+        model.head_weights.requires_grad_(False)
 
 
 def fit(
@@ -198,6 +257,7 @@ def fit(
     grad_clip: float = 1.0,
     device: str = "cpu",
     aux_weight: float = 0.0,
+    head_l2: float | None = None,
     keep_val_experts: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
@@ -205,10 +265,13 @@ def fit(
     and keep the best epoch's weights (without a validation set: every epoch, the last kept).
     `aux_weight`: the modality heads' auxiliary loss (`training_loss`). `keep_val_experts`: keep
     every epoch's `expert_logits` on the validation videos in `history.val_experts`. A frozen
-    parameter (e.g. mixing weights set by cross-validation) is left alone."""
+    parameter (e.g. mixing weights set by cross-validation) is left alone. `head_l2`: fit the
+    modality heads first (`fit_heads`) and keep them frozen."""
     torch.manual_seed(seed)
     model.to(device)
     weights = weights.to(device)
+    if head_l2 is not None and model.heads is not None and len(train):
+        fit_heads(model, train, weights, head_l2, batch_size=batch_size, device=device)
     # The mixing weights of the modality heads are a handful of scalars that must move within
     # a short run: a higher learning rate and no decay towards "all heads equal".
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -316,6 +379,7 @@ def fit_config(
         grad_clip=cfg.grad_clip,
         device=cfg.device,
         aux_weight=cfg.aux_loss_weight if cfg.modality_heads else 0.0,
+        head_l2=cfg.head_l2 if cfg.modality_heads else None,
         keep_val_experts=keep_val_experts,
         on_epoch=on_epoch,
     )
@@ -370,6 +434,14 @@ def cross_validate(
         curves.append(losses + [losses[-1]] * (cfg.epochs - len(losses)))
         fold_f1.append([row["val_weighted_f1"] for row in history.epochs])
         sizes.append(len(held))
+    if all(experts):
+        # The heads are fixed before training: the epoch is the fused network's best, judged
+        # on its own held-out loss (the mixing weights are fit afterwards, below).
+        curves = []
+        for ex, target in zip(experts, targets, strict=True):
+            w_cls = class_weights(target.numpy(), cfg.class_weighting)
+            losses = [float(soft_cross_entropy(st[:, 0, :], target, w_cls)) for st, _ in ex]
+            curves.append(losses + [losses[-1]] * (cfg.epochs - len(losses)))
     pooled = np.average(np.array(curves), axis=0, weights=np.array(sizes, dtype=float))
     best = int(np.argmin(pooled)) + 1
     f1_at = [f[min(best, len(f)) - 1] for f in fold_f1]
@@ -462,8 +534,14 @@ def train_model(
     """
     if val and not needs_cross_validation(cfg, val):
         model = build_model(dims, cfg, train)
-        history = fit_config(model, cfg, train, val, on_epoch=on_epoch)
+        history = fit_config(model, cfg, train, val, keep_val_experts=True, on_epoch=on_epoch)
         history.selection = {"method": "validation", "epochs": history.best_epoch}
+        if model.head_weights is not None and history.val_experts:
+            stack, avail = history.val_experts[history.best_epoch - 1]
+            soft = torch.from_numpy(np.stack([e.soft for e in val]))
+            w = fit_mixing(stack, avail, soft, class_weights(soft.numpy(), cfg.class_weighting))
+            model.head_weights.data = w
+            history.selection["mixing_weights"] = model.mixing_weights()
         return model, history, cfg
     units = list(groups) if groups is not None else [e.uploader for e in train]
     used = [*train, *val]  # a too-small validation split is training data
