@@ -20,10 +20,11 @@ For small data (hundreds of videos) and modalities that may carry nothing:
   with that probability, never all of a video's modalities;
 - modality heads (`modality_heads`): each modality alone -> a linear head on its pooled,
   standardized input (a logistic regression, fit by L-BFGS with L2 before the network trains,
-  then frozen); the final logits are a weighting (softmax over one weight per head plus one
-  for the fused network, over the heads present for the video) of the fused network's logits
-  and the heads', the weights fit on held-out videos (cross-validation folds or the
-  validation split). A modality that predicts nothing earns a low weight; with few videos the
+  then frozen); the final logits are a weighted sum of the fused network's logits and the
+  heads' present for the video, one non-negative weight per expert (softplus), fit on held-out
+  videos (cross-validation folds or the validation split). The weights need not sum to one: a
+  confident head that is often wrong is scaled down (tempered), not only traded off. A
+  modality that predicts nothing earns a low weight; with few videos the
   heads carry the prediction, with many the fused network can take over.
 
 Ablations (TrainConfig, one switch each): `fusion` = hybrid | feature (feature level, then
@@ -36,6 +37,7 @@ never built; one missing for a video is masked).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -243,6 +245,11 @@ class CHFENOutput:
     heads: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
 
+def mixing_logit(weight: float) -> float:
+    """The raw parameter whose softplus is `weight` (> 0)."""
+    return float(math.log(math.expm1(weight)))
+
+
 class CHFEN(nn.Module):
     """The whole network: cached embeddings in, emotion logits out.
 
@@ -299,7 +306,8 @@ class CHFEN(nn.Module):
                 }
             )
             # one weight for the fused network, then one per head; equal at the start
-            self.head_weights = nn.Parameter(torch.zeros(1 + len(self.modalities)))
+            n = 1 + len(self.modalities)
+            self.head_weights = nn.Parameter(torch.full((n,), mixing_logit(1.0 / n)))
 
     def set_standardization(self, stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
         """Per modality (mean (D,), scale (D,)) from the training split; others stay as is."""
@@ -395,7 +403,7 @@ class CHFEN(nn.Module):
         stack = torch.stack([fused, *(lg for lg, _ in heads.values())], dim=1)  # (B, 1+M, C)
         always = torch.ones(batch.batch_size, 1, dtype=torch.bool, device=fused.device)
         avail = torch.cat([always, torch.stack([h for _, h in heads.values()], dim=1)], dim=1)
-        w = torch.softmax(self.head_weights.masked_fill(~avail, float("-inf")), dim=1)
+        w = nn.functional.softplus(self.head_weights).unsqueeze(0) * avail  # (B, 1+M)
         logits = (w.unsqueeze(-1) * stack).sum(dim=1)  # (B, C)
         return CHFENOutput(logits, fused, heads)
 
@@ -403,7 +411,7 @@ class CHFEN(nn.Module):
         """The learned weight of the fused network and of each modality head (all present)."""
         if self.head_weights is None:
             return {}
-        w = torch.softmax(self.head_weights.detach().cpu(), dim=0).tolist()
+        w = nn.functional.softplus(self.head_weights.detach().cpu()).tolist()
         return dict(zip(["fused", *self.modalities], (round(v, 4) for v in w), strict=True))
 
     def forward(self, batch: ModalityBatch) -> Tensor:

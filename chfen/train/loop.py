@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from chfen.config import TrainConfig
 from chfen.model import CHFEN, CHFENConfig, ModalityHead
+from chfen.model.chfen import mixing_logit
 from chfen.train.data import EmbeddingDataset, Example, collate, modality_stats
 from chfen.train.metrics import classification_metrics
 
@@ -136,20 +137,23 @@ def fit_mixing(
     *,
     l2: float = 0.01,
 ) -> torch.Tensor:
-    """The mixing logits (1+M,) that minimise the loss of the mixed held-out logits.
+    """The mixing parameters (1+M,) that minimise the loss of the mixed held-out logits
+    (softplus(w) weighs each expert's logits; absent experts count zero).
 
     `stack` (N, 1+M, C) and `avail` (N, 1+M) are out-of-fold expert logits (each video scored
     by a model that never saw it), so a head that only memorised its training videos earns no
-    weight. A small L2 pull towards equal weights keeps the fit stable on few videos.
+    weight, and an over-confident one is tempered. A small L2 pull towards equal weights
+    (1/(1+M) each) keeps the fit stable on few videos.
     """
-    w = torch.zeros(stack.shape[1], requires_grad=True)
+    start = mixing_logit(1.0 / stack.shape[1])
+    w = torch.full((stack.shape[1],), start, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        mix = torch.softmax(w.masked_fill(~avail, float("-inf")), dim=1)  # (N, 1+M)
+        mix = torch.nn.functional.softplus(w).unsqueeze(0) * avail  # (N, 1+M)
         logits = (mix.unsqueeze(-1) * stack).sum(dim=1)
-        loss = soft_cross_entropy(logits, soft, weights) + l2 * (w * w).sum()
+        loss = soft_cross_entropy(logits, soft, weights) + l2 * ((w - start) ** 2).sum()
         loss.backward()
         return loss
 

@@ -69,6 +69,11 @@ Say = Callable[[str], None]
 # The seed's ablation list: name -> TrainConfig fields changed from the base config.
 ABLATIONS: dict[str, dict[str, Any]] = {
     "CHFEN (hybrid)": {},
+    # This project's small-data additions, each switched off alone.
+    "without modality heads": {"modality_heads": False},
+    "without modality dropout": {"modality_dropout": 0.0},
+    "without standardization": {"standardize": False},
+    # The seed's ablation list.
     "without audio": {"use_audio": False},
     "without cross-attention (no condition)": {"use_cross_attention": False},
     "without face/scene fusion": {"use_face_scene_fusion": False},
