@@ -161,6 +161,40 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _selection_html(history: Mapping[str, Any]) -> str:
+    """How the number of epochs was chosen, and how much each expert counts in the mix."""
+    sel = history.get("selection") or {}
+    parts = []
+    if sel.get("method") == "grouped_cv":
+        curve = sel.get("cv_loss_per_epoch") or []
+        shown = ", ".join(f"{v:.3f}" for v in curve[:12]) + (" …" if len(curve) > 12 else "")
+        parts.append(
+            f"<p>The validation split was too small to stop on, so it joined training and the "
+            f"epochs were chosen by {sel.get('folds')}-fold cross-validation over the training "
+            f"uploaders (fold sizes {html.escape(str(sel.get('fold_sizes')))}): "
+            f"<b>{sel.get('epochs')}</b> epochs, where the network's pooled held-out loss is "
+            f"lowest ({_fmt(sel.get('cv_loss'))}; per epoch: {shown}). The model above is the "
+            "refit on every training video for that many epochs; the test split was not used."
+            "</p>"
+        )
+    elif sel.get("method") == "validation":
+        parts.append(
+            f"<p>Epochs chosen on the validation split: the best validation loss was at epoch "
+            f"{sel.get('epochs')}.</p>"
+        )
+    elif sel.get("method"):
+        parts.append(f"<p>Epochs: {html.escape(json.dumps(sel))}.</p>")
+    weights = history.get("mixing_weights") or {}
+    if weights:
+        cells = ", ".join(f"{html.escape(k)} {v:.2f}" for k, v in weights.items())
+        parts.append(
+            "<p>Weight of each expert in the final prediction (the fused network and one "
+            f"logistic-regression head per modality, fit on held-out videos): {cells}. A "
+            "modality that carries nothing should weigh little.</p>"
+        )
+    return "\n".join(parts)
+
+
 def write_report(
     out_dir: Path,
     *,
@@ -233,6 +267,7 @@ Baselines are fit on the training and validation videos and scored on the same t
 <p>{len(epochs)} epochs, kept epoch {history.get("best_epoch")}
 {"(stopped early)" if history.get("stopped_early") else ""};
 {_fmt(history.get("seconds"))} s, {_fmt(history.get("samples_per_s"))} samples/s.</p>
+{_selection_html(history)}
 <img src="{LOSS_PNG}" alt="loss curves">
 <h2>Confusion matrix (test)</h2>
 <img src="{CONFUSION_PNG}" alt="confusion matrix">

@@ -94,6 +94,12 @@ def test_the_run_leaves_checkpoint_config_and_report(run: RunResult, settings: S
     page = run.report_path.read_text()
     assert all(png in page for png in REPORT_FILES[1:])
     assert "majority" in page and "logreg:scene" in page and run.run_id in page
+    # the synthetic validation split is too small: the page says how the epochs were chosen
+    selection = run.history.selection
+    assert selection["method"] == "grouped_cv"
+    assert f"{selection['folds']}-fold cross-validation" in page
+    assert f"<b>{selection['epochs']}</b> epochs" in page
+    assert "Weight of each expert" in page
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["train"] == run.config.model_dump(mode="json")
     assert config["settings"]["train"] == config["train"]  # the resolved config of the run
