@@ -26,6 +26,7 @@ import torch
 
 from chfen.config import Settings, TrainConfig, resolved_dict
 from chfen.labels import PLUTCHIK
+from chfen.media.keyframe_hash import fill_keyframe_hashes
 from chfen.model import CAPTION, CHFEN
 from chfen.train.baselines import run_baselines
 from chfen.train.data import (
@@ -198,8 +199,13 @@ def load_training_data(
     cfg: TrainConfig | None = None,
     versions: Mapping[str, int] | None = None,
 ) -> LabeledDataset:
-    """The labelled dataset a config asks for (every modality loaded; the model picks)."""
+    """The labelled dataset a config asks for (every modality loaded; the model picks).
+
+    Keyframes without a perceptual hash are hashed first (incremental, as the quality report
+    does), so that re-uploads are found and kept on their originals' side of the split even
+    before the first quality report."""
     cfg = cfg or settings.train
+    fill_keyframe_hashes(wh)
     return load_labeled(
         wh,
         min_votes=cfg.min_votes,
