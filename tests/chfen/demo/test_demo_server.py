@@ -291,7 +291,9 @@ def test_run_demo_site_prints_urls_serves_and_stops_on_ctrl_c(
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert json.loads(resp.read())["n_videos"] == plan.n_videos
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0  # a loaded 2-core CI machine exits slowly
+        # Exits in a few seconds when idle; 61 s was seen with the full suite and a 240-video
+        # pipeline sharing 2 cores (load 8). A hang still fails.
+        assert proc.wait(timeout=180) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
