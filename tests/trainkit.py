@@ -25,6 +25,7 @@ import numpy as np
 
 from chfen.config import Settings, TrainConfig
 from chfen.labels import PLUTCHIK
+from chfen.media.keyframe_hash import ALGORITHM as HASH_ALGORITHM
 from chfen.modalities import GLOBAL_INDEX, kind
 from labeling.simulate import default_crew, simulated_label
 from warehouse import Warehouse
@@ -148,7 +149,9 @@ def write_synthetic_warehouse(
                      "keyframe_path": f"{vid}/k{i}.jpg", "created_at": T0}
                 )  # fmt: skip
                 hash_rows.append(
-                    {"video_id": vid, "scene_idx": i, "phash": h, "algorithm": "synthetic",
+                    # the current algorithm's name: training hashes keyframes that lack a
+                    # current hash, and these stand for real ones (there are no JPEGs here)
+                    {"video_id": vid, "scene_idx": i, "phash": h, "algorithm": HASH_ALGORITHM,
                      "created_at": T0 + dt.timedelta(hours=1)}
                 )  # fmt: skip
         else:
