@@ -222,8 +222,11 @@ def fit_heads(
     for m, head in model.heads.items():
         x, h = torch.cat(pooled[m]), torch.cat(has[m])
         linear = head.out
-        if int(h.sum()) < 2:
-            continue  # nothing to fit: the head stays as initialised and earns no weight
+        if int(h.sum()) < 2:  # nothing to fit: a silent head (zero logits) adds nothing
+            with torch.no_grad():
+                linear.weight.zero_()
+                linear.bias.zero_()
+            continue
         x, y = x[h], soft[h]
         w = torch.zeros_like(linear.weight, requires_grad=True)
         b = torch.zeros_like(linear.bias, requires_grad=True)
