@@ -18,6 +18,7 @@ import email.utils
 import json
 import logging
 import re
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -497,6 +498,11 @@ def run_demo_site(
     console.print(f"ground truth: {site.ground_truth_url}")
     console.print(f"media cache:  {catalogue.root}")
     console.print("[dim]Ctrl-C stops the server.[/]")
+    if threading.current_thread() is threading.main_thread():
+        # A process started in the background of a non-interactive shell (`cmd &`, nohup, some
+        # CI runners) inherits SIGINT as ignored, and Python then never raises
+        # KeyboardInterrupt: Ctrl-C / `kill -INT` would not stop the site.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         site.serve_forever()
     except KeyboardInterrupt:

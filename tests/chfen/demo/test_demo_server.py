@@ -268,8 +268,10 @@ def test_run_demo_site_prints_urls_serves_and_stops_on_ctrl_c(
         f"run_demo_site(DemoSiteConfig(port=0, n_videos={plan.n_videos}, seed={plan.seed}),"
         f" Path({str(demo_cache_dir)!r}))\n"
     )
+    # As a shell starts a background job: SIGINT ignored. The site must still stop on it.
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -291,9 +293,7 @@ def test_run_demo_site_prints_urls_serves_and_stops_on_ctrl_c(
         with urllib.request.urlopen(url, timeout=10) as resp:
             assert json.loads(resp.read())["n_videos"] == plan.n_videos
         proc.send_signal(signal.SIGINT)
-        # Exits in a few seconds when idle; 61 s was seen with the full suite and a 240-video
-        # pipeline sharing 2 cores (load 8). A hang still fails.
-        assert proc.wait(timeout=180) == 0
+        assert proc.wait(timeout=60) == 0  # a loaded 2-core CI machine exits slowly
     finally:
         if proc.poll() is None:
             proc.kill()
