@@ -33,10 +33,10 @@ from rich.console import Console
 from rich.table import Table
 
 from chfen.config import Settings, load_settings
+from chfen.domain import Votes, krippendorff_alpha
 from chfen.labels import NO_EMOTION, PLUTCHIK
 from chfen.media.keyframe_hash import ALGORITHM as HASH_ALGORITHM
 from chfen.media.keyframe_hash import MISSING_HASHES_SQL, fill_keyframe_hashes
-from labeling.agreement import Votes, krippendorff_alpha
 from warehouse import Warehouse
 from warehouse.quality import (
     DEFAULT_MAX_BITS,

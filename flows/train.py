@@ -33,8 +33,8 @@ def new_agreed_labels(settings: Settings, wh: Warehouse) -> LabelCounts:
     Before the first run every agreed label is new and training waits for
     `prefect.train_min_labeled` of them; later runs wait for `prefect.retrain_min_new_labels`.
     """
+    from chfen.domain.votes import votes_from_rows
     from chfen.train.data import soft_target  # the training filters themselves (imports torch)
-    from labeling.agreement import votes_from_rows
 
     cfg = settings.train
     votes = votes_from_rows(

@@ -1,4 +1,4 @@
-"""The Label Studio labeling config, generated from the one label set (`chfen.labels`).
+"""The Label Studio labeling config, generated from the one label set (`chfen.domain.labels`).
 
 Annotators report their *own* response to the video ("How does this video make you feel?"):
 one video-level emotion (Plutchik's eight or "no clear emotion"), its intensity 1–3, optional
@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from xml.sax.saxutils import quoteattr
 
-from chfen.labels import NO_EMOTION, PLUTCHIK
+from chfen.domain.labels import CHOICES
 
 # Object tags (what is shown) and their task-data keys.
 VIDEO = "video"
@@ -30,7 +30,7 @@ INTENSITY_MAX = 3
 QUESTION = "How does this video make you feel?"
 
 # Every label an annotator can pick, in display order.
-LABELS: tuple[str, ...] = (*PLUTCHIK, NO_EMOTION)
+LABELS: tuple[str, ...] = CHOICES
 
 # Display colours only (Plutchik's wheel); labels without one get grey.
 _COLOURS = {

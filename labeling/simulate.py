@@ -2,14 +2,11 @@
 
 Each simulated annotator is a real Label Studio user named `sim-annotator-<n>@chfen.local`
 and submits real annotations through the API, derived from a ground-truth mapping
-(video_id -> emotion; the demo site's ground truth) with seeded, per-annotator noise:
-
-- a careful annotator mostly picks the true emotion, and when wrong picks a neighbour on
-  Plutchik's wheel (the order of `chfen.labels.PLUTCHIK`) or "no clear emotion";
-- the last annotator of the crew is deliberately poor: right only now and then, otherwise any
-  label at random;
-- everyone skips a few tasks, rates intensity 1–3, sometimes marks a timeline segment, and takes
-  a plausible time (lead time) per task.
+(video_id -> emotion; the demo site's ground truth) with seeded, per-annotator noise. How each
+annotator votes (careful ones near misses on Plutchik's wheel, the last one deliberately poor,
+everyone skipping a few tasks) is the domain layer's crew model (`chfen.domain.crew`); here
+each vote also gets an intensity 1–3, sometimes a timeline segment, and a plausible time (lead
+time) per task.
 
 The same seed gives the same labels, independent of task order; running it again only fills
 in tasks an annotator has not done yet.
@@ -27,7 +24,8 @@ from typing import Any
 from label_studio_sdk import LabelStudio
 
 from chfen.config import Settings
-from chfen.labels import NO_EMOTION, PLUTCHIK
+from chfen.domain.crew import SimulatedAnnotator, default_crew, sim_email, simulated_label
+from chfen.domain.labels import NO_EMOTION
 from labeling import config as lc
 from labeling.project import connect, describe_api_error, ensure_project, is_unreachable
 from labeling.pull import seconds_to_frames
@@ -37,18 +35,20 @@ log = logging.getLogger("labeling.simulate")
 
 STAGE = "label_simulate"
 BANNER = "SIMULATION: these annotations come from simulated annotators, not from people."
-EMAIL_DOMAIN = "chfen.local"
 
-
-@dataclass(frozen=True)
-class SimulatedAnnotator:
-    """One simulated annotator and how noisy it is."""
-
-    email: str
-    accuracy: float  # chance of picking the ground-truth label
-    skip_rate: float = 0.03
-    segment_rate: float = 0.4  # chance of also marking a timeline segment
-    poor: bool = False  # wrong labels are uniform at random, not near misses
+# The crew model is named here too, beside the stage that submits its votes.
+__all__ = [
+    "BANNER",
+    "STAGE",
+    "SimulatedAnnotator",
+    "SimulationReport",
+    "default_crew",
+    "ensure_user",
+    "sim_email",
+    "simulate_annotations",
+    "simulated_label",
+    "simulated_result",
+]
 
 
 @dataclass
@@ -61,37 +61,6 @@ class SimulationReport:
     skipped: dict[str, int] = field(default_factory=dict)  # email -> tasks skipped
     already_done: int = 0
     no_ground_truth: list[str] = field(default_factory=list)
-
-
-def sim_email(n: int) -> str:
-    """The e-mail of simulated annotator n (1-based)."""
-    return f"sim-annotator-{n}@{EMAIL_DOMAIN}"
-
-
-def default_crew(n_annotators: int = 3) -> list[SimulatedAnnotator]:
-    """n annotators of decreasing care; the last one (when n > 1) is the poor one."""
-    if n_annotators < 1:
-        raise ValueError("the crew needs at least one annotator")
-    crew = [
-        SimulatedAnnotator(sim_email(i + 1), accuracy=max(0.9 - 0.07 * i, 0.6))
-        for i in range(n_annotators)
-    ]
-    if n_annotators > 1:
-        crew[-1] = SimulatedAnnotator(
-            sim_email(n_annotators), accuracy=0.3, skip_rate=0.08, segment_rate=0.1, poor=True
-        )
-    return crew
-
-
-def simulated_label(truth: str, annotator: SimulatedAnnotator, rng: random.Random) -> str:
-    """The label this annotator gives a video whose true emotion is `truth`."""
-    if rng.random() < annotator.accuracy:
-        return truth
-    if annotator.poor or truth not in PLUTCHIK:
-        return rng.choice([label for label in lc.LABELS if label != truth])
-    i = PLUTCHIK.index(truth)
-    near = [PLUTCHIK[(i - 1) % len(PLUTCHIK)], PLUTCHIK[(i + 1) % len(PLUTCHIK)], NO_EMOTION]
-    return rng.choices(near, weights=[0.4, 0.4, 0.2])[0]
 
 
 def simulated_result(

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from chfen.config import Settings, TrainConfig
+from chfen.domain.crew import default_crew, simulated_label
 from chfen.labels import PLUTCHIK
 from chfen.media.keyframe_hash import ALGORITHM as HASH_ALGORITHM
 from chfen.modalities import GLOBAL_INDEX, kind
-from labeling.simulate import default_crew, simulated_label
 from warehouse import Warehouse
 
 # Small sizes per modality, different on purpose (encoders differ).

@@ -9,12 +9,14 @@ them with a line each.
 Annotations
 - a *vote* is an annotator's current choice on an item: the newest non-deleted, non-skipped
   annotation with a choice per (project, video, annotator) — the same rule as
-  `labeling.agreement.votes_from_rows`; annotations without a project count as project 0;
-- `quality_soft_labels`, `quality_item_agreement`, `quality_label_distribution`;
+  `chfen.domain.votes.votes_from_rows`; annotations without a project count as project 0;
+- `quality_soft_labels`, `quality_item_agreement` (its majority and majority share are the
+  domain layer's SQL, `chfen.domain.votes.majority_sql` / `majority_share_sql`),
+  `quality_label_distribution`;
 - `quality_alpha`: Krippendorff's alpha (nominal) per project, from the coincidence matrix in
   closed form; `quality_annotator_agreement`: per annotator, agreement with the others'
   majority, pairwise agreement, and alpha without them (leave-one-out) — the figures
-  `labeling.agreement` computes in Python, defined the same way (the tests compare them);
+  `chfen.domain.agreement` computes in Python, defined the same way (the tests compare them);
 - `quality_annotator_confusion`, `quality_annotator_pairs`, `quality_lead_times`.
 
 Media, ASR, scenes, crawl
@@ -36,8 +38,9 @@ Duplicates, leakage, what to annotate next
   `quality_split_leakage_duplicates`: an uploader, or a near-duplicate pair, in more than one
   of train / val / test;
 - `quality_annotation_queue` (macro `..._with(min_votes, min_agreement, max_confidence)`):
-  items with too few votes, low agreement, or an uncertain prediction of the newest finished
-  training run, most urgent first.
+  items with too few votes, low agreement (`chfen.domain.votes.queue_reasons_sql`, the queue
+  rule of the domain layer), or an uncertain prediction of the newest finished training run,
+  most urgent first.
 """
 
 from __future__ import annotations
@@ -49,14 +52,21 @@ from pathlib import Path
 
 import duckdb
 
+from chfen.domain.votes import (
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_MIN_VOTES,
+    LOW_AGREEMENT,
+    majority_share_sql,
+    majority_sql,
+    queue_reasons_sql,
+)
+
 # Defaults of the macros' parameters (the report passes the configured values).
 # Re-encoded re-uploads of the demo site measure 0-2 bits (rarely 4), unrelated keyframes 4+
 # (mostly 10+); the search costs more the wider the threshold (4 bits: about 2-3x 3 bits).
 DEFAULT_MAX_BITS = 3
 # Of *each* video's keyframes: one chance match between two-shot videos (1 of 2) stays out.
 DEFAULT_MIN_SHARE = 0.6
-DEFAULT_MIN_VOTES = 2  # as train.min_votes: fewer and training drops the item
-DEFAULT_MIN_AGREEMENT = 0.5  # as train.min_agreement (majority share)
 DEFAULT_MAX_CONFIDENCE = 0.5  # a prediction whose top probability is below this is uncertain
 DEFAULT_DURATION_BUCKET_S = 5
 LOW_WORD_SCORE = 0.5  # aligner word scores below this count as unreliable words
@@ -84,6 +94,11 @@ def _macro(name: str, params: str, comment: str, sql: str, table: bool = True) -
 
 
 _SPLITS = ", ".join(f"'{s}'" for s in SPLITS)
+# The annotation queue's vote reasons: the domain's rule on the item's figures and the macro's
+# parameters.
+_QUEUE_VOTE_REASONS = ",\n                       ".join(
+    queue_reasons_sql("i.n_votes", "i.majority", "i.majority_share", "min_votes", "min_agreement")
+)
 
 # In dependency order: each object only uses tables and objects above it.
 OBJECTS: tuple[QualityObject, ...] = (
@@ -172,10 +187,10 @@ OBJECTS: tuple[QualityObject, ...] = (
         "quality_item_agreement",
         "Per item: votes, distinct labels, majority label (NULL on a tie), the top label's "
         "share of the votes, and the share of annotator pairs that agree.",
-        """
+        f"""
         SELECT project_id, video_id, n_votes, n_labels,
-               CASE WHEN n_top_labels = 1 THEN top_label END AS majority,
-               top_votes / n_votes AS majority_share,
+               {majority_sql("n_top_labels", "top_label")} AS majority,
+               {majority_share_sql("top_votes", "n_votes")} AS majority_share,
                CASE WHEN n_votes >= 2
                     THEN (sum_sq_votes - n_votes) / (n_votes * (n_votes - 1)) END
                  AS pairwise_agreement
@@ -843,7 +858,7 @@ OBJECTS: tuple[QualityObject, ...] = (
         "Good videos that need more annotation, most urgent first: too_few_votes "
         "(< min_votes), low_agreement (majority share < min_agreement, or a tie), "
         "model_uncertain (the newest finished run's top probability < max_confidence).",
-        """
+        f"""
         WITH tasks AS (
             SELECT video_id, project_id, any_value(task_id) AS task_id
             FROM label_tasks_latest GROUP BY ALL),
@@ -869,17 +884,14 @@ OBJECTS: tuple[QualityObject, ...] = (
                                  pred.probs, x -> CASE WHEN x > 0 THEN -x * ln(x) ELSE 0 END))
                              / ln(len(pred.probs)) END AS entropy,
                    list_filter([
-                       CASE WHEN coalesce(i.n_votes, 0) < min_votes THEN 'too_few_votes' END,
-                       CASE WHEN i.n_votes >= 2
-                             AND (i.majority IS NULL OR i.majority_share < min_agreement)
-                            THEN 'low_agreement' END,
+                       {_QUEUE_VOTE_REASONS},
                        CASE WHEN pred.confidence < max_confidence THEN 'model_uncertain' END
                    ], x -> x IS NOT NULL) AS reasons
             FROM quality_videos v
             LEFT JOIN items i ON i.video_id = v.video_id
             LEFT JOIN pred ON pred.video_id = v.video_id)
         SELECT * FROM q WHERE len(reasons) > 0
-        ORDER BY len(reasons) DESC, list_contains(reasons, 'low_agreement') DESC,
+        ORDER BY len(reasons) DESC, list_contains(reasons, '{LOW_AGREEMENT}') DESC,
                  coalesce(majority_share, 1), coalesce(confidence, 1), n_votes DESC, video_id
         """,
     ),

@@ -44,8 +44,8 @@ so no single modality can reach 0.70 while all cues together reach about 0.90 (t
 issue 14 for the 240-video catalogue: every single modality <= 0.70, the oracle >= 0.85). On a
 given catalogue the ceilings fall around these values (seed 0, 240 videos: audio 0.696, title
 0.621, scene 0.558, text 0.521, oracle 0.867; `ceilings_report` publishes them).
-"vs crew" scores against the simulated crew's training label (`labeling.simulate`'s default crew
-of three, votes aggregated as `chfen.train.data` does with `TrainConfig`'s defaults, about 14 %
+"vs crew" scores against the simulated crew's training label (`chfen.domain.crew`'s default crew
+of three, votes aggregated by the training rule with `TrainConfig`'s defaults, about 14 %
 of videos dropped for low agreement): a perfect reader of the truth scores 0.943 there.
 """
 
@@ -58,7 +58,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chfen.labels import NO_EMOTION, PLUTCHIK
+from chfen.domain.crew import default_crew, simulated_label
+from chfen.domain.votes import training_target
+from chfen.labels import PLUTCHIK
 from chfen.modalities import MODALITIES
 
 CHANNELS: tuple[str, ...] = ("words", "prosody", "visuals", "title")
@@ -187,22 +189,11 @@ def ceiling(
 def crew_hard_label(
     votes: Sequence[str], min_votes: int = 1, min_agreement: float = 0.0
 ) -> str | None:
-    """The crew's training label for one video's votes, or None when training drops it.
-
-    Mirrors `chfen.train.data.soft_target` ("drop_votes") and its hard label, the soft label's
-    argmax with ties to the first in PLUTCHIK: agreement is the majority's share of all votes
-    (the tied share when there is no single majority).
-    """
-    counts = Counter(votes)
-    ranked = counts.most_common()
-    if len(votes) < min_votes or not ranked:
-        return None
-    tie = len(ranked) > 1 and ranked[0][1] == ranked[1][1]
-    if ranked[0][1] / len(votes) < min_agreement:
-        return None
-    if (not tie and ranked[0][0] == NO_EMOTION) or not any(v in PLUTCHIK for v in votes):
-        return None
-    return max(PLUTCHIK, key=lambda e: (counts[e], -PLUTCHIK.index(e)))
+    """The crew's training label for one video's votes, or None when training drops it: the
+    hard label of the domain's training rule (`chfen.domain.votes.training_target`, votes
+    counted as `no_emotion="drop_votes"`)."""
+    target = training_target(votes, min_votes=min_votes, min_agreement=min_agreement)
+    return None if isinstance(target, str) else target.hard_label
 
 
 def crew_label_distribution(
@@ -211,12 +202,11 @@ def crew_label_distribution(
     """`q[t][c]`: chance the simulated default crew's hard label is PLUTCHIK[c] for the truth
     labels[t].
 
-    A seeded Monte Carlo through `labeling.simulate` itself (its default crew, skips included),
-    `draws` videos per emotion, the votes kept or dropped with `TrainConfig`'s default
-    `min_votes` and `min_agreement`; rows sum to the share of videos training keeps.
+    A seeded Monte Carlo through the crew model itself (`chfen.domain.crew`'s default crew,
+    skips included), `draws` videos per emotion, the votes kept or dropped with `TrainConfig`'s
+    default `min_votes` and `min_agreement`; rows sum to the share of videos training keeps.
     """
     from chfen.config import TrainConfig
-    from labeling.simulate import default_crew, simulated_label
 
     train = TrainConfig()
     crew = default_crew()

@@ -3,21 +3,16 @@
 Nothing here runs an encoder: the vectors come from the `embeddings` table (issue 6), so an epoch
 costs a tensor copy, not a forward pass through ViT/XLM-R as in the seed's `__getitem__`.
 
-Labels (the viewer's response, Plutchik's eight; `labeling.agreement` gives the votes):
+Labels (the viewer's response, Plutchik's eight):
 
 - votes: the current annotations (`annotations_latest`), deleted, cancelled and skipped ones
   left out, one vote per annotator per video (`votes_from_rows`); votes outside the label set
   are ignored and counted;
-- agreement of a video: the share of its votes won by the majority label, over *all* votes,
-  "no clear emotion" included as a category (so a video half the crew found neutral has low
-  agreement); a tie for first place counts the tied share;
-- an item is kept when it has at least `min_votes` votes, agreement >= `min_agreement`, at
-  least one emotion vote, its majority is not "no clear emotion" (the head has the eight
-  primaries only), and at least one cached embedding;
-- soft label over the eight: `no_emotion="drop_votes"` (default): the shares among the emotion
-  votes only; `"uniform"`: every vote counts, a "no clear emotion" vote spreading 1/8 over each
-  emotion (it says "no evidence for any");
-- hard label (for the metrics): the soft label's argmax, ties to the first in PLUTCHIK order.
+- which videos training keeps, their soft label (`train.no_emotion`: how "no clear emotion"
+  votes count) and hard label: the domain layer's training rule,
+  `chfen.domain.votes.training_target` (its module docstring defines them), with
+  `train.min_votes` and `train.min_agreement`; a kept video also needs at least one cached
+  embedding.
 
 The split is by uploader (`videos.uploader`, else `uploader_id`, else the video alone), seeded:
 no uploader's videos are in two of train / validation / test. Re-uploads stay with their
@@ -43,10 +38,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from chfen.domain.votes import training_target, votes_from_rows
 from chfen.labels import EMOTION_INDEX, NO_EMOTION, PLUTCHIK
 from chfen.modalities import GLOBAL_INDEX, MODALITIES
 from chfen.model.inputs import CAPTION, ModalityBatch, is_global
-from labeling.agreement import majority_label, soft_label, votes_from_rows
 from warehouse import Warehouse
 from warehouse.core import latest_view_sql
 from warehouse.schema import spec
@@ -171,28 +166,14 @@ def soft_target(
     min_agreement: float = 0.0,
     no_emotion: str = "drop_votes",
 ) -> SoftTarget | str:
-    """The soft label of one video's votes, or the reason it is dropped (module docstring)."""
-    votes = [label for label in labels if label in EMOTION_INDEX or label == NO_EMOTION]
-    if len(votes) < min_votes or not votes:
-        return "too_few_votes"
-    shares = soft_label(votes)
-    major = majority_label(votes)
-    agreement = shares[major] if major is not None else max(shares.values())
-    if agreement < min_agreement:
-        return "low_agreement"
-    emotion_votes = [v for v in votes if v in EMOTION_INDEX]
-    if major == NO_EMOTION or not emotion_votes:
-        return "no_emotion"
-    counts = np.zeros(N_CLASSES, dtype=np.float64)
-    for v in emotion_votes:
-        counts[EMOTION_INDEX[v]] += 1
-    if no_emotion == "drop_votes":
-        soft = counts / counts.sum()
-    elif no_emotion == "uniform":
-        soft = (counts + (len(votes) - len(emotion_votes)) / N_CLASSES) / len(votes)
-    else:
-        raise ValueError(f"unknown no_emotion policy {no_emotion!r}: drop_votes or uniform")
-    return SoftTarget(soft.astype(np.float32), len(votes), float(agreement))
+    """The soft label of one video's votes, or the reason it is dropped (module docstring;
+    the rule is `chfen.domain.votes.training_target`)."""
+    target = training_target(
+        labels, min_votes=min_votes, min_agreement=min_agreement, no_emotion=no_emotion
+    )
+    if isinstance(target, str):
+        return target
+    return SoftTarget(np.asarray(target.soft, dtype=np.float32), target.n_votes, target.agreement)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from chfen.config import Settings, TrainConfig, resolved_dict
+from chfen.domain.votes import votes_from_rows
 from chfen.labels import PLUTCHIK
 from chfen.media.keyframe_hash import fill_keyframe_hashes
 from chfen.model import CAPTION, CHFEN
@@ -52,7 +53,6 @@ from chfen.train.loop import (
 )
 from chfen.train.metrics import classification_metrics
 from chfen.train.report import write_report
-from labeling.agreement import votes_from_rows
 from warehouse import Warehouse
 
 log = logging.getLogger("chfen.train")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from labeling.agreement import agreement, krippendorff_alpha
+from chfen.domain import agreement, krippendorff_alpha
 from warehouse import Warehouse
 from warehouse.quality import (
     DEFAULT_MAX_BITS,
@@ -34,7 +34,7 @@ from warehouse.quality import (
 DUCKDB_CLI = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "duckdb"
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
-# The example of tests/labeling/test_agreement.py, worked out by hand there:
+# The example of tests/chfen/domain/test_agreement.py, worked out by hand there:
 # alpha = 13/23, without c 16/23, without a 8/13.
 VOTES = {
     "v1": {"a": "joy", "b": "joy", "c": "joy"},
@@ -273,8 +273,8 @@ def test_alpha_and_leave_one_out_alpha_match_the_hand_computation(wh: Warehouse)
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_sql_agreement_equals_labeling_agreement_on_random_votes(wh: Warehouse, seed: int) -> None:
-    """Every figure the views share with labeling.agreement, on seeded random crews."""
+def test_sql_agreement_equals_domain_agreement_on_random_votes(wh: Warehouse, seed: int) -> None:
+    """Every figure the views share with chfen.domain.agreement, on seeded random crews."""
     rng = random.Random(seed)
     labels = ["joy", "fear", "sadness", "no clear emotion"][: rng.randint(2, 4)]
     annotators = [f"ann{i}" for i in range(rng.randint(2, 6))]
@@ -305,7 +305,7 @@ def test_sql_agreement_equals_labeling_agreement_on_random_votes(wh: Warehouse, 
         assert row["majority_share"] == pytest.approx(item.majority_share)
 
 
-def test_alpha_is_null_where_labeling_agreement_says_undefined(wh: Warehouse) -> None:
+def test_alpha_is_null_where_domain_agreement_says_undefined(wh: Warehouse) -> None:
     same = {"v1": {"a": "joy", "b": "joy"}, "v2": {"a": "joy", "b": "joy"}}
     alone = {"v3": {"a": "fear"}, "v4": {"a": "joy"}}
     wh.append("annotations", vote_rows(same, project_id=1) + vote_rows(alone, 2, start=100))

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from labeling.agreement import (
+from chfen.domain import (
     agreement,
     krippendorff_alpha,
     majority_label,
