@@ -2,18 +2,18 @@
 
     .venv/bin/python benchmarks/train.py [--videos 64] [--steps 30] [--epochs 2] [--out FILE]
 
-The seed ran its frozen encoders inside `Dataset.__getitem__`, so every epoch re-encoded every
-video. Here the embed stage encodes once and training reads the cached vectors. Three steps,
-each in its own process (so each has its own peak RSS), the same network (TrainConfig
-defaults) and the same batches:
+The original CHFEN code (docs/chfen-paper.md, defect D5) ran its frozen encoders inside
+`Dataset.__getitem__`, so every epoch re-encoded every video. Here the embed stage encodes once
+and training reads the cached vectors. Three steps, each in its own process (so each has its own
+peak RSS), the same network (TrainConfig defaults) and the same batches:
 
 - encode: MiniLM (the packaged all-MiniLM-L6-v2, offline) embeds every title and every
   second's transcript text once, as the embed stage does, into a cache file;
 - cached: training reads that cache; `__getitem__` only hands out arrays (no encoder loaded);
-- in-loop: `__getitem__` runs MiniLM on the title and every second's text, as the seed did.
+- in-loop: `__getitem__` runs MiniLM on the title and every second's text, as the original code did.
 
-Only the text encoder runs in the loop here; the seed also ran ViT on every frame and face and
-wav2vec2 on the audio, so its real in-loop cost was higher than measured. Scene, face and
+Only the text encoder runs in the loop here; the original code also ran ViT on every frame and
+face and wav2vec2 on the audio, so its real in-loop cost was higher than measured. Scene, face and
 audio vectors are cached random vectors in every mode.
 
 Prints a table and writes JSON (default benchmarks/results/train.json).
@@ -138,7 +138,7 @@ def run_mode(
         encoder = _load_encoder()
 
         class EncodeInLoop(EmbeddingDataset):
-            """The seed's way: the encoder runs every time a sample is drawn."""
+            """The original code's way: the encoder runs every time a sample is drawn."""
 
             def __getitem__(self, i: int) -> tuple[VideoFeatures, np.ndarray | None]:
                 texts = [items[i]["title"], *items[i]["texts"]]
@@ -228,14 +228,14 @@ def main() -> None:
         f"{cached['peak_rss_mib']:.0f}",
     )
     table.add_row(
-        "train, encoding in __getitem__ (the seed)",
+        "train, encoding in __getitem__ (original CHFEN)",
         f"{in_loop['samples_per_s']:.1f}",
         f"{in_loop['train_s']:.1f}",
         f"{in_loop['peak_rss_mib']:.0f}",
     )
     console = Console()
     console.print(table)
-    console.print(f"training from the cache: {speedup:.1f}× the seed's samples/s")
+    console.print(f"training from the cache: {speedup:.1f}× the original code's samples/s")
     doc = {
         "benchmark": "train",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -2,8 +2,8 @@
 
 Global modalities have one vector per video (grid index -1 in the `embeddings` table); aligned
 ones have one vector per grid step (index 0, 1, … at `embed.grid_hz`). This split follows the
-seed's TotalEncoder: the title and the audio condition the query, the aligned sequences are
-attended over.
+original CHFEN code's TotalEncoder (docs/chfen-paper.md): the title and the audio condition the
+query, the aligned sequences are attended over.
 """
 
 from __future__ import annotations

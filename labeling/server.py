@@ -33,7 +33,8 @@ PACKAGE = "label-studio"
 STAGE = "labelstudio"
 
 # Environment variables Label Studio reads as settings although they are not namespaced
-# (RECIPES.md): a stray one from the user's shell would silently change the server.
+# (seen with label-studio 1.23.2, `labelstudio.version`): a stray one from the user's shell
+# would silently change the server.
 _STRAY_ENV = ("USERNAME", "PASSWORD", "HOST", "PORT", "DJANGO_DB", "DATABASE_URL")
 
 # Servers this process started, kept referenced so Popen does not warn about them at exit.

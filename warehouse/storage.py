@@ -1,7 +1,7 @@
 """Every path under the data root goes through `DataRoot`, so a local folder can later be
 replaced by an fsspec/object-store URL (s3://bucket/prefix) in one place.
 
-Layout (DESIGN.md): media/<video_id>/…, warehouse/<table>/ (Delta tables of Parquet files),
+Layout: media/<video_id>/…, warehouse/<table>/ (Delta tables of Parquet files),
 warehouse.duckdb (views only), models/<run_id>/…, prefect/, labelstudio/.
 """
 

@@ -57,7 +57,7 @@ def sanitize_id(text: str) -> str:
 
 
 def video_id_for(info: dict[str, Any]) -> str:
-    """Platform/extractor key + platform id (DESIGN.md), e.g. `generic-v0003`."""
+    """Platform/extractor key + platform id, sanitized (never a title), e.g. `generic-v0003`."""
     extractor = info.get("extractor_key") or info.get("extractor") or "url"
     return sanitize_id(f"{extractor}-{info.get('id') or info.get('webpage_url')}")
 

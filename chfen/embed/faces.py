@@ -1,6 +1,6 @@
-"""Faces per grid step, as the seed did: detect, crop, encode each crop, then sum the crop
-vectors weighted by face area (normalised, so one face or many give vectors of one scale),
-and keep the face count.
+"""Faces per grid step, as the original CHFEN code did (docs/chfen-paper.md): detect, crop,
+encode each crop, then sum the crop vectors weighted by face area (normalised, so one face or
+many give vectors of one scale), and keep the face count.
 
 Detection is OpenCV's Haar cascade for frontal faces (shipped in opencv 4.x as `cv2.data`),
 run on a greyscale, histogram-equalised copy downscaled to `face_detect_max_side`; crops are

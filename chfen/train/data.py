@@ -1,7 +1,8 @@
 """The training data: cached embeddings and annotators' votes, read from one warehouse snapshot.
 
 Nothing here runs an encoder: the vectors come from the `embeddings` table (issue 6), so an epoch
-costs a tensor copy, not a forward pass through ViT/XLM-R as in the seed's `__getitem__`.
+costs a tensor copy, not a forward pass through ViT/XLM-R as in the original CHFEN
+code's `__getitem__` (docs/chfen-paper.md, D5).
 
 Labels (the viewer's response, Plutchik's eight):
 

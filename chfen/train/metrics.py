@@ -1,5 +1,6 @@
-"""Classification metrics: the seed's (accuracy, weighted F1) plus macro F1, per-class F1, the
-confusion matrix, and the log loss against the soft labels when probabilities are given."""
+"""Classification metrics: the original CHFEN code's (accuracy, weighted F1) plus macro F1,
+per-class F1, the confusion matrix, and the log loss against the soft labels when probabilities
+are given."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """A training run, top to bottom: snapshot → dataset → split → fit → evaluate → baselines →
 checkpoint, config and report under models/<run_id>/ → rows in `training_runs` and `predictions`.
 
-Also the seed's ablation list (`run_ablations`, one table) and predictions for unlabelled
-videos (`predict_unlabeled`, the pre-annotations pushed to Label Studio).
+Also the original CHFEN ablation list (`run_ablations`, one table; docs/chfen-paper.md) and
+predictions for unlabelled videos (`predict_unlabeled`, the pre-annotations pushed to Label
+Studio).
 
 Plain Python: the Prefect flow and the CLI call these functions.
 """
@@ -67,14 +68,14 @@ MIN_EXAMPLES = 8
 Say = Callable[[str], None]
 
 
-# The seed's ablation list: name -> TrainConfig fields changed from the base config.
+# The ablations: name -> TrainConfig fields changed from the base config.
 ABLATIONS: dict[str, dict[str, Any]] = {
     "CHFEN (hybrid)": {},
     # This project's small-data additions, each switched off alone.
     "without modality heads": {"modality_heads": False},
     "without modality dropout": {"modality_dropout": 0.0},
     "without standardization": {"standardize": False},
-    # The seed's ablation list.
+    # The original CHFEN ablation list (docs/chfen-paper.md).
     "without audio": {"use_audio": False},
     "without cross-attention (no condition)": {"use_cross_attention": False},
     "without face/scene fusion": {"use_face_scene_fusion": False},
@@ -588,7 +589,7 @@ def run_ablations(
     names: Iterable[str] | None = None,
     say: Say = log.info,
 ) -> AblationTable:
-    """Train the seed's ablation list on one dataset and one split; write one table.
+    """Train the ablation list on one dataset and one split; write one table.
 
     Every ablation is a full run (its own row in `training_runs`); the first one also fits the
     baselines, which join the table. Scores carry 95 % bootstrap intervals over the test

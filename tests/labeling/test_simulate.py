@@ -34,7 +34,7 @@ def test_a_seeded_noisy_crew_with_one_poor_annotator(
     rows = lab.wh.rows("SELECT * FROM annotations_latest")
     assert {r["annotator"] for r in rows} == set(crew)
 
-    # Deterministic: every label is the one the seed gives, whatever the task order.
+    # Deterministic: every label is the one the random seed gives, whatever the task order.
     for row in rows:
         if row["was_cancelled"]:
             continue

@@ -1,4 +1,4 @@
-"""The shipped production encoder config: valid, names the seed's models, loads through the
+"""The shipped production encoder config: valid, names the original CHFEN models, loads through the
 same code path, and (offline, as here) fails with an error that says what to do."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Every ablation of the seed's list is a TrainConfig switch that builds a working network."""
+"""Every ablation of the original CHFEN list (docs/chfen-paper.md) is a TrainConfig switch that
+builds a working network."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""One test per defect of the seed's CHFEN (DESIGN.md), each on the fixed network.
+"""One test per defect of the original CHFEN code (docs/chfen-paper.md), each on the fixed
+network.
 
 Mutation check (issue 14): each defect was put back, one at a time, by replacing one line or
 block of the code as described; this module was run and the tests named failed; then the code
@@ -135,7 +136,7 @@ def test_positions_come_from_timestamps_not_from_the_batch_index(
 
 # ---- defect 2: one query expanded over the sequence made every output identical -------------
 # The block's output is seq + attention + FFN, so the residual (and, in the network, the time
-# encoding it carries) makes the steps differ even with the seed's single expanded query. These
+# encoding it carries) makes the steps differ even with the original single expanded query. These
 # tests look at what the attention itself returns, before the residual: with one query for all
 # steps, every step gets the same weights over the same keys and the same vector back.
 
@@ -243,7 +244,7 @@ def test_a_missing_modality_is_masked_not_zero_filled(
         assert torch.isfinite(out_masked).all()
         # masked garbage == not there at all
         assert torch.allclose(out_masked, out_absent, atol=ATOL)
-        # and both differ from treating zeros as a real input (the seed's zero-filling)
+        # and both differ from treating zeros as a real input (the original code's zero-filling)
         assert not torch.allclose(model(zero_filled), out_absent, atol=1e-4)
         assert not torch.allclose(model(batch), out_absent, atol=1e-4)
 
