@@ -24,7 +24,6 @@ from typing import Any
 from pydantic.json_schema import SkipJsonSchema
 
 from chfen.config import Settings, load_settings
-from warehouse import DataRoot
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -62,6 +61,8 @@ def configure(settings: Settings) -> None:
         os.environ.setdefault(key, value)
     # Task-level INFO lines drown the progress bar; flows still log warnings and errors.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from warehouse import DataRoot
+
     home = DataRoot(settings.data_path).prefect_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(home))

@@ -21,7 +21,6 @@ import typer
 from rich.markup import escape
 
 from chfen.config import ConfigError, Provenance, Settings, load_settings
-from chfen.stages import StageError
 from flows.cli.show import err_console
 from flows.runtime import UsageError
 
@@ -45,6 +44,7 @@ EXIT_CODES: dict[int, str] = {
 
 def _failures() -> tuple[type[BaseException], ...]:
     """Errors that mean "the work failed" (exit 1): each says what failed and what to do."""
+    from chfen.stages import StageError
     from flows.server import PrefectServerError
     from labeling.server import LabelStudioError
     from warehouse import WarehouseError
