@@ -208,7 +208,7 @@ def main() -> None:
             flows_before = count_flow_runs(state.api_url)
             console.print(f"[bold]{label}[/bold] …")
             t0 = time.perf_counter()
-            summary = pipeline_flow(config=None, overrides=overrides)
+            summary = pipeline_flow(settings_file=None, overrides=overrides)
             wall = time.perf_counter() - t0
             runs.append(
                 {

@@ -419,6 +419,55 @@ class TrainConfig(_Section):
         return self
 
 
+class QualityConfig(_Section):
+    """Thresholds of the dataset quality report (chfen/quality). The views in
+    `warehouse.duckdb` that the duckdb shell shows use the same values as their defaults
+    (warehouse/quality.py); the report passes these. The annotation queue's vote and agreement
+    thresholds are the training set's (`train.min_votes`, `train.min_agreement`)."""
+
+    duplicate_max_bits: int = Field(
+        3,
+        ge=0,
+        le=16,
+        description="Keyframe hashes within this many bits (of 64) match. Re-encoded "
+        "re-uploads measure 0-2 bits (rarely 4), unrelated keyframes 4+ (mostly 10+); a wider "
+        "threshold costs more (4 bits: about 2-3x 3 bits).",
+    )
+    duplicate_min_share: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="Two videos are near-duplicates when this share of *each* video's "
+        "keyframes match (one chance match between two-shot videos, 1 of 2, stays out).",
+    )
+    queue_max_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A prediction whose top probability is below this puts its video in the "
+        "annotation queue.",
+    )
+    min_alpha: float = Field(
+        0.667,
+        ge=-1,
+        le=1,
+        description="A project's Krippendorff's alpha below this is reported as a problem "
+        "(Krippendorff: >= 0.8 reliable, >= 0.667 for tentative conclusions only).",
+    )
+    max_label_imbalance: float = Field(
+        3.0,
+        gt=1,
+        description="Reported when the commonest emotion has more than this many times the "
+        "votes of the rarest.",
+    )
+    reference_max_votes: int = Field(
+        50_000,
+        ge=0,
+        description="Projects with at most this many votes also get alpha from "
+        "chfen.domain.agreement (pure Python) as a check of the SQL; above, SQL only.",
+    )
+
+
 class Settings(_Section):
     """The whole resolved configuration."""
 
@@ -434,6 +483,7 @@ class Settings(_Section):
     prefect: PrefectConfig = PrefectConfig()
     embed: EmbedConfig = EmbedConfig()
     train: TrainConfig = TrainConfig()
+    quality: QualityConfig = QualityConfig()
 
     @property
     def data_path(self) -> Path:

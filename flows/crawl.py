@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from chfen.config import Settings, SourceConfig, load_settings
+from chfen.config import Settings, SourceConfig
 from chfen.crawl import Candidate, Crawler
 from chfen.crawl.crawler import STAGE
 from chfen.stages import Outcome, StageError
 from flows import scaleout
-from flows.runtime import report
+from flows.runtime import ResolvedSettings, UsageError, report, resolve_settings
 from warehouse import Warehouse
 
 
@@ -30,7 +30,7 @@ def crawl_sources(settings: Settings, only: str | None = None) -> Iterator[list[
         chosen = [s for s in settings.sources if s.enabled and (only is None or s.name == only)]
         if only is not None and not chosen:
             names = ", ".join(s.name for s in settings.sources)
-            raise ValueError(f"no enabled source named {only!r}; configured: {names}")
+            raise UsageError(f"no enabled source named {only!r}; configured: {names}")
         yield chosen
         return
     from chfen.demo import resolve_cache_dir, serve_demo_site
@@ -41,7 +41,7 @@ def crawl_sources(settings: Settings, only: str | None = None) -> Iterator[list[
         if only is not None:
             sources = [s for s in sources if s.name == only]
             if not sources:
-                raise ValueError(f"the demo site has no channel {only!r}")
+                raise UsageError(f"the demo site has no channel {only!r}")
         yield sources
 
 
@@ -82,13 +82,14 @@ def summarize(outcomes: list[Outcome], source_errors: list[str]) -> dict:
 
 @flow(name="crawl", log_prints=False)
 def crawl_flow(
-    config: str | None = None,
+    settings_file: str | None = None,
     overrides: list[str] | None = None,
     source: str | None = None,
+    settings: ResolvedSettings = None,
 ) -> dict:
     """Crawl every enabled source (or one, by name) into the warehouse."""
     logger = get_run_logger()
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
     payload = scaleout.settings_payload(settings)
     crawler = worker_crawler(payload)  # with the thread runner, the one the tasks use

@@ -8,8 +8,9 @@
                  an automation when `label_pull` emits `chfen.labels.ready-to-train` for this
                  data root (at least `prefect.retrain_min_new_labels` new agreed labels)
 
-Every deployment gets the settings file and the overrides `chfen serve` ran with (the data root
-pinned as an absolute path), so a run started from the UI works on the same data.
+Every deployment gets the settings file (`settings_file`) and the overrides `chfen serve` ran
+with (the data root pinned as an absolute path), so a run started from the UI works on the same
+data; a run resolves them once and hands the resolved settings to its subflows.
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ from flows.embed import embed_flow
 from flows.label import LABELS_READY, data_root_resource, label_pull_flow, label_push_flow
 from flows.process import process_flow
 from flows.quality import quality_flow
+from flows.runtime import ResolvedSettings, resolve_settings
 from flows.train import train_flow
 
 TAGS = ["chfen"]
 
 
 @flow(name="ingest")
-def ingest_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+def ingest_flow(
+    settings_file: str | None = None,
+    overrides: list[str] | None = None,
+    settings: ResolvedSettings = None,
+) -> dict:
     """Crawl the configured sources, then scenes and speech, then embeddings for new videos."""
-    args = {"config": config, "overrides": overrides or []}
+    args = {"settings": resolve_settings(settings, settings_file, overrides)}
     return {
         "crawl": crawl_flow(**args),
         "process": process_flow(**args),
@@ -43,10 +49,14 @@ def ingest_flow(config: str | None = None, overrides: list[str] | None = None) -
 
 
 @flow(name="label_sync")
-def label_sync_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+def label_sync_flow(
+    settings_file: str | None = None,
+    overrides: list[str] | None = None,
+    settings: ResolvedSettings = None,
+) -> dict:
     """Push new tasks, pull annotations (which announces new agreed labels), then refresh the
     quality report so its snapshot shows the new votes."""
-    args = {"config": config, "overrides": overrides or []}
+    args = {"settings": resolve_settings(settings, settings_file, overrides)}
     push = label_push_flow(**args)
     pull = label_pull_flow(**args)
     quality = quality_flow(**args)
@@ -63,17 +73,21 @@ def label_sync_flow(config: str | None = None, overrides: list[str] | None = Non
     }
 
 
-def served_args(settings: Settings, config: str | None, overrides: list[str]) -> dict[str, Any]:
+def served_args(
+    settings: Settings, settings_file: str | None, overrides: list[str]
+) -> dict[str, Any]:
     """The parameters every deployment gets: the settings file as an absolute path and the
     overrides with the data root pinned (a served run's working folder may differ)."""
     pinned = [o for o in overrides if not o.startswith("data_root=")]
     pinned.append(f"data_root={settings.data_path}")
-    return {"config": config, "overrides": pinned}
+    return {"settings_file": settings_file, "overrides": pinned}
 
 
-def build_deployments(settings: Settings, config: str | None, overrides: list[str]) -> list[Any]:
+def build_deployments(
+    settings: Settings, settings_file: str | None, overrides: list[str]
+) -> list[Any]:
     """The RunnerDeployments `chfen serve` serves (module docstring)."""
-    args = served_args(settings, config, overrides)
+    args = served_args(settings, settings_file, overrides)
     p = settings.prefect
     ingest = ingest_flow.to_deployment(
         "ingest",
@@ -95,7 +109,7 @@ def build_deployments(settings: Settings, config: str | None, overrides: list[st
     )
     train_args = {
         "config": settings.train.model_dump(mode="json"),
-        "settings_file": args["config"],
+        "settings_file": args["settings_file"],
         "overrides": args["overrides"],
     }
     train = train_flow.to_deployment(
@@ -116,10 +130,10 @@ def build_deployments(settings: Settings, config: str | None, overrides: list[st
 
 
 def serve(
-    settings: Settings, config: str | None, overrides: list[str], limit: int | None = None
+    settings: Settings, settings_file: str | None, overrides: list[str], limit: int | None = None
 ) -> None:
     """Register the deployments and serve them until interrupted (runs execute in subprocesses
     of this process)."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*build_deployments(settings, config, overrides), limit=limit)
+    prefect_serve(*build_deployments(settings, settings_file, overrides), limit=limit)

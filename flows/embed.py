@@ -17,13 +17,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from chfen.asr import stage as asr
-from chfen.config import load_settings
 from chfen.embed.keys import STAGE
 from chfen.embed.stage import EmbedResult, EmbedStage
 from chfen.media import scenes
 from chfen.stages import Outcome, run_for_video
 from flows import scaleout
-from flows.runtime import report
+from flows.runtime import ResolvedSettings, report, resolve_settings
 from warehouse import Warehouse
 
 
@@ -71,14 +70,15 @@ def embed_video(settings: str, video_id: str) -> tuple[Outcome, dict]:
 
 @flow(name="embed")
 def embed_flow(
-    config: str | None = None,
+    settings_file: str | None = None,
     overrides: list[str] | None = None,
     limit: int | None = None,
     retry_failed: bool = False,
+    settings: ResolvedSettings = None,
 ) -> dict:
     """Embed every ready video."""
     logger = get_run_logger()
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
     payload = scaleout.settings_payload(settings)
     version = EmbedStage(wh, settings.embed).version

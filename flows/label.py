@@ -11,9 +11,8 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger
 
-from chfen.config import Settings, load_settings
-from flows.runtime import report
-from flows.train import new_agreed_labels
+from chfen.config import Settings
+from flows.runtime import ResolvedSettings, report, resolve_settings
 from labeling.agreement import project_agreement
 from labeling.pull import pull_annotations
 from labeling.push import push_tasks
@@ -38,6 +37,8 @@ def announce_labels(settings: Settings, wh: Warehouse) -> dict:
     the first run: `prefect.train_min_labeled`). Returns the payload."""
     from prefect.events import emit_event
 
+    from chfen.train.retrain import new_agreed_labels  # imports torch: only when needed
+
     counts = new_agreed_labels(settings, wh)
     payload = {**asdict(counts), "enough": counts.enough}
     resource = data_root_resource(settings)
@@ -48,10 +49,14 @@ def announce_labels(settings: Settings, wh: Warehouse) -> dict:
 
 
 @flow(name="label_push")
-def label_push_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+def label_push_flow(
+    settings_file: str | None = None,
+    overrides: list[str] | None = None,
+    settings: ResolvedSettings = None,
+) -> dict:
     """Push tasks (with the latest model's pre-annotations, when one exists) to Label Studio."""
     logger = get_run_logger()
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
 
     def on_batch(done: int, total: int) -> None:
@@ -78,11 +83,15 @@ def label_push_flow(config: str | None = None, overrides: list[str] | None = Non
 
 
 @flow(name="label_pull")
-def label_pull_flow(config: str | None = None, overrides: list[str] | None = None) -> dict:
+def label_pull_flow(
+    settings_file: str | None = None,
+    overrides: list[str] | None = None,
+    settings: ResolvedSettings = None,
+) -> dict:
     """Pull new, changed and deleted annotations; report agreement; announce new agreed labels
     (the event that starts retraining when `chfen serve` runs)."""
     logger = get_run_logger()
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
     result = pull_annotations(settings, wh, say=logger.info)
     wh.refresh_catalog()
@@ -139,11 +148,14 @@ def demo_ground_truth(settings: Settings, wh: Warehouse) -> dict[str, str]:
 
 @flow(name="demo_annotate")
 def demo_annotate_flow(
-    config: str | None = None, overrides: list[str] | None = None, annotators: int = 3
+    settings_file: str | None = None,
+    overrides: list[str] | None = None,
+    annotators: int = 3,
+    settings: ResolvedSettings = None,
 ) -> dict:
     """SIMULATION: label the demo site's tasks from its ground truth with a noisy crew."""
     logger = get_run_logger()
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
     if settings.sources:
         raise ValueError(
             "the simulated crew only labels the local demo site; this config has real sources"

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from chfen.config import load_settings
+from chfen.config import Settings
 from flows.crawl import crawl_flow
 from flows.embed import embed_flow
 from flows.label import demo_annotate_flow, label_pull_flow, label_push_flow
 from flows.process import process_flow
 from flows.quality import quality_flow
-from flows.runtime import without_subflow_heartbeats
-from flows.train import new_agreed_labels, train_flow
+from flows.runtime import ResolvedSettings, resolve_settings, without_subflow_heartbeats
+from flows.train import train_flow
 from labeling import server
 from warehouse import Warehouse
 
@@ -41,28 +41,29 @@ def dataset_figures(wh: Warehouse) -> dict:
     return one[0]
 
 
-def maybe_train(settings, config: str | None, overrides: list[str]) -> dict:
-    """Train when there is enough new signal: a first run once `prefect.train_min_labeled`
-    videos have agreed labels, later runs after `prefect.retrain_min_new_labels` agreed labels
-    the latest model has not trained on (the same rule as the served automation)."""
-    counts = new_agreed_labels(settings, Warehouse(settings.data_path))
-    if not counts.enough:
-        what = "new agreed labels since the last run" if counts.trained else "agreed labels"
-        return {"skipped": f"{counts.new} {what}; training waits for {counts.need}"}
-    return train_flow(settings_file=config, overrides=overrides)
+def maybe_train(settings: Settings) -> dict:
+    """Train when there is enough new signal (`chfen.train.retrain`: the same rule as the
+    served automation); otherwise say why not."""
+    from chfen.train.retrain import new_agreed_labels  # imports torch: only when needed
+
+    waiting = new_agreed_labels(settings, Warehouse(settings.data_path)).waiting()
+    if waiting is not None:
+        return {"skipped": waiting}
+    return train_flow(settings=settings)
 
 
 @flow(name="pipeline")
 def pipeline_flow(
-    config: str | None = None,
+    settings_file: str | None = None,
     overrides: list[str] | None = None,
     label: bool = True,
     annotators: int = 3,
+    settings: ResolvedSettings = None,
 ) -> dict:
     """Run every built node on the configured sources (default: the local demo site)."""
     logger = get_run_logger()
-    args = {"config": config, "overrides": overrides or []}
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
+    args = {"settings": settings}  # resolved once, handed to every node
     with without_subflow_heartbeats():  # about a second saved per node
         summary: dict = {"crawl": crawl_flow(**args), "process": process_flow(**args)}
         if label:
@@ -74,7 +75,7 @@ def pipeline_flow(
                 summary["simulation"] = demo_annotate_flow(**args, annotators=annotators)
             summary["label_pull"] = label_pull_flow(**args)
         summary["embed"] = embed_flow(**args)
-        summary["train"] = maybe_train(settings, config, overrides or [])
+        summary["train"] = maybe_train(settings)
         summary["quality"] = quality_flow(**args)
     summary["not_built"] = NOT_BUILT
     summary["dataset"] = dataset_figures(Warehouse(settings.data_path))

@@ -14,11 +14,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from chfen.asr import stage as asr
-from chfen.config import load_settings
 from chfen.media import scenes
 from chfen.stages import Outcome, run_for_video
 from flows import scaleout
-from flows.runtime import quiet_lightning, report
+from flows.runtime import ResolvedSettings, quiet_lightning, report, resolve_settings
 from warehouse import Warehouse
 
 
@@ -60,14 +59,15 @@ def stage_summary(outcomes: list[Outcome]) -> dict:
 
 @flow(name="process")
 def process_flow(
-    config: str | None = None,
+    settings_file: str | None = None,
     overrides: list[str] | None = None,
     limit: int | None = None,
     retry_failed: bool = False,
+    settings: ResolvedSettings = None,
 ) -> dict:
     """Scene segmentation and speech transcription for videos pending at either stage."""
     logger = get_run_logger()
-    settings, _ = load_settings(config, overrides or [])
+    settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
     todo_scenes = wh.pending(scenes.STAGE, scenes.STAGE_VERSION, retry_failed=retry_failed)
     todo_asr = wh.pending(asr.STAGE, asr.STAGE_VERSION, retry_failed=retry_failed)

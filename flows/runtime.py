@@ -1,7 +1,15 @@
-"""Process-wide set-up shared by every flow: Prefect's home under the data root, quiet and
-offline defaults, and a progress hook the CLI can attach a progress bar to.
+"""Process-wide set-up shared by every flow: the settings a flow runs with, Prefect's home
+under the data root, quiet and offline defaults, and a progress hook the CLI can attach a
+progress bar to.
 
 `configure(settings)` must run before Prefect is imported for its environment to apply.
+
+Every flow takes the same three settings parameters: `settings_file` (a YAML file; None: the
+default one, see `chfen.config.default_config_path`), `overrides` (`section.key=value`) and
+`settings`, the already resolved `Settings` its caller passes (the CLI resolves them once, the
+pipeline hands its own to every subflow). `resolve_settings` picks: `settings` when given, else
+the file and overrides, resolved then (a served deployment's run). `settings` is not a field of
+the deployments' forms in the Prefect UI.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chfen.config import Settings
+from pydantic.json_schema import SkipJsonSchema
+
+from chfen.config import Settings, load_settings
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -25,6 +35,25 @@ OFFLINE_ENV = {
 }
 
 
+class UsageError(ValueError):
+    """A request that names something that is not there (a source, a table): the caller's
+    mistake, not a failure of the work (`chfen` exits 2)."""
+
+
+# The type of every flow's `settings` parameter: passed in-process, left out of the UI's forms.
+ResolvedSettings = SkipJsonSchema[Settings | None]
+
+
+def resolve_settings(
+    settings: Settings | None, settings_file: str | None, overrides: list[str] | None
+) -> Settings:
+    """The settings a flow runs with: the resolved ones its caller passed, else the settings
+    file and overrides resolved now (a run started from a deployment)."""
+    if settings is not None:
+        return settings
+    return load_settings(settings_file, overrides or [])[0]
+
+
 def configure(settings: Settings) -> None:
     """Point Prefect at <data_root>/prefect (or the configured server, or this data root's
     running local server) and go offline."""
@@ -32,7 +61,9 @@ def configure(settings: Settings) -> None:
         os.environ.setdefault(key, value)
     # Task-level INFO lines drown the progress bar; flows still log warnings and errors.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    home = settings.data_path / "prefect"
+    from warehouse import DataRoot
+
+    home = DataRoot(settings.data_path).prefect_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(home))
     if settings.prefect.api_url:

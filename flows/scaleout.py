@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from chfen.config import Settings
-from warehouse import Warehouse
+from warehouse import DataRoot, Warehouse
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ def task_runner(settings: Settings, max_workers: int | None = None):
 
     if p.dask_address:
         return DaskTaskRunner(address=p.dask_address)
-    scratch = settings.data_path / "dask"
+    scratch = DataRoot(settings.data_path).local("dask")
     scratch.mkdir(parents=True, exist_ok=True)
     return DaskTaskRunner(
         cluster_class=local_cluster,

@@ -21,6 +21,7 @@ import httpx
 
 from chfen import procs
 from chfen.config import Settings
+from warehouse import DataRoot
 
 STAGE = "prefect-server"
 _MARKERS = (b"prefect server start",)
@@ -49,7 +50,7 @@ class ServerState:
 
 def home(settings: Settings) -> Path:
     """PREFECT_HOME of this data root: the server's database, log and pid live here."""
-    return settings.data_path / "prefect"
+    return DataRoot(settings.data_path).prefect_home()
 
 
 def _pid_file(settings: Settings) -> Path:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli import EXIT_CODES, app, exit_code_for
 from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
 
 runner = CliRunner()
 
@@ -46,6 +48,41 @@ def test_console_script_help() -> None:
     assert out.returncode == 0
     for command in ("config", "sql", "warehouse"):
         assert command in out.stdout
+    assert "Exit codes" in out.stdout
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code}  {meaning.split()[0]}" in out.stdout
+
+
+def test_exit_codes_are_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for code in EXIT_CODES:
+        assert f"\n| {code} |" in readme, f"exit code {code} is not in the README's table"
+
+
+def test_errors_map_to_exit_codes() -> None:
+    """One mapping for every command: usage and settings 2, known failures 1, other errors 3."""
+    from chfen.config import ConfigError
+    from chfen.stages import StageError
+    from flows.runtime import UsageError
+    from flows.server import PrefectServerError
+    from labeling.push import LabelPushError
+    from labeling.server import LabelStudioError
+    from warehouse import SchemaError, WarehouseError
+
+    assert exit_code_for(ConfigError("crawl.retries: not a number")) == 2
+    assert exit_code_for(UsageError("no enabled source named 'x'")) == 2
+    for failure in (
+        WarehouseError("no such table"),
+        SchemaError("videos", "fps", "not a number"),  # also a ValueError: still 1
+        LabelStudioError("not running"),
+        LabelPushError("push failed"),
+        PrefectServerError("port taken"),
+        StageError("v1", "asr", "bad audio"),
+        ValueError("too few labeled videos to train"),  # e.g. chfen.train's DatasetError
+    ):
+        assert exit_code_for(failure) == 1, failure
+    assert exit_code_for(RuntimeError("a bug")) == 3
+    assert exit_code_for(KeyboardInterrupt()) == 130
 
 
 def test_config_show_reports_origin(data_root: Path) -> None:
@@ -109,3 +146,45 @@ def test_env_data_root_is_used(data_root: Path) -> None:
         env={**os.environ, "CHFEN_DATA_ROOT": str(data_root)},
     )
     assert res.output.splitlines() == ["n", "3"]
+
+
+def test_unexpected_errors_and_ctrl_c_exit_through_the_runner(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.cli import tables
+
+    def broken() -> None:
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(tables, "open_warehouse", broken)
+    res = runner.invoke(app, ["--set", f"data_root={data_root}", "sql", "SELECT 1"])
+    assert res.exit_code == 3
+    assert "Traceback" in res.output and "something nobody foresaw" in res.output
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tables, "open_warehouse", interrupted)
+    res = runner.invoke(app, ["--set", f"data_root={data_root}", "sql", "SELECT 1"])
+    assert res.exit_code == 130 and "interrupted" in res.output
+
+
+def test_settings_are_resolved_once_per_command(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chfen import config
+    from flows.cli import runner as cli_runner
+
+    calls: list[object] = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return config.load_settings(*args, **kwargs)
+
+    monkeypatch.setattr(cli_runner, "load_settings", counted)
+    res = invoke("--set", f"data_root={data_root}", "warehouse", "info")
+    assert res.exit_code == 0 and "scenes" in res.output
+    assert len(calls) == 1
+    # options after the command name (`chfen train --set ...`) are read before resolving
+    bad = runner.invoke(app, ["train", "--set", "train.epochs=many", "ablations"])
+    assert bad.exit_code == 2 and "train.epochs" in bad.output

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from chfen.config import CrawlConfig, Settings, SourceConfig
+from chfen.config import CrawlConfig, QualityConfig, Settings, SourceConfig
 from chfen.crawl import Crawler
 from chfen.crawl.crawler import sanitize_id
 from chfen.demo import DemoSite
 from chfen.labels import PLUTCHIK
 from chfen.media.scenes import STAGE, STAGE_VERSION, ScenesStage
+from chfen.quality import LATEST, find_problems, print_quality, quality_report
 from chfen.stages import run_for_video
-from flows.quality import LATEST, print_quality, quality_report
 from labeling.simulate import default_crew, sim_email, simulated_label
 from warehouse import Warehouse
 
@@ -156,8 +156,11 @@ def test_the_two_reuploads_are_the_only_near_duplicates(
     assert {
         (r["video_a"], r["video_b"]) for r in wh.rows("SELECT * FROM quality_near_duplicates")
     } == planted
-    again = quality_report(Settings(data_root=str(wh.root.local())), wh, write=False)
+    # the thresholds are settings (quality.*)
+    strict = Settings(data_root=str(wh.root.local()), quality={"duplicate_max_bits": 2})
+    again = quality_report(strict, wh, write=False)
     assert again["keyframes_hashed_now"] == 0
+    assert again["settings"]["max_bits"] == again["near_duplicates"]["max_bits"] == 2
 
 
 def test_source_yield_names_every_failing_hard_case_by_reason(
@@ -265,12 +268,59 @@ def test_report_files_json_and_tables(
 
 
 def test_quality_flow_in_prefect(
-    processed: Warehouse, tmp_path: Path, prefect_harness: None
+    processed: Warehouse, tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import flows.runtime
     from flows.quality import quality_flow
 
     wh = copy_warehouse(processed, tmp_path / "data")
-    summary = quality_flow(overrides=[f"data_root={wh.root.local()}"])
+    summary = quality_flow(overrides=[f"data_root={wh.root.local()}"])  # as a served run
     assert summary["near_duplicates"]["n_pairs"] == 2
     assert Path(summary["report_html"]).is_file()
     assert (wh.root.reports_dir() / LATEST / "index.html").is_file()
+
+    # resolved settings from the caller are used as they are: nothing is parsed again
+    def no_parsing(*args: Any) -> None:
+        raise AssertionError("the flow parsed the settings again")
+
+    monkeypatch.setattr(flows.runtime, "load_settings", no_parsing)
+    settings = Settings(data_root=str(wh.root.local()), quality={"duplicate_min_share": 1.0})
+    again = quality_flow(settings=settings)
+    assert again["settings"]["min_share"] == 1.0 and again["data_root"] == str(wh.root.local())
+
+
+def test_quality_thresholds_are_settings_with_the_views_defaults() -> None:
+    """The report's defaults are the stored views' (what the duckdb shell shows), and each
+    problem threshold comes from `quality.*`."""
+    from warehouse import quality as views
+
+    cfg = QualityConfig()
+    assert (cfg.duplicate_max_bits, cfg.duplicate_min_share, cfg.queue_max_confidence) == (
+        views.DEFAULT_MAX_BITS,
+        views.DEFAULT_MIN_SHARE,
+        views.DEFAULT_MAX_CONFIDENCE,
+    )
+    fig: dict[str, Any] = {
+        "agreement": {
+            "projects": [{"project_id": 1, "alpha": 0.6, "alpha_reference": 0.6}],
+            "lowest_annotator": None,
+            "annotators": [],
+            "items": {},
+        },
+        "near_duplicates": {"n_pairs": 0, "pairs": []},
+        "leakage": {"runs": []},
+        "failures": [],
+        "media": {},
+        "scenes": {},
+        "asr": {},
+        "labels": [
+            {"label": PLUTCHIK[0], "vote_share": 0.8},
+            {"label": PLUTCHIK[1], "vote_share": 0.2},
+        ],
+        "queue": {"n_items": 0, "by_reason": {}},
+    }
+    default = find_problems(fig)
+    assert any("alpha is 0.600, below 0.667" in p for p in default)
+    assert any("imbalanced" in p and "4.0x" in p for p in default)
+    lenient = find_problems(fig, QualityConfig(min_alpha=0.5, max_label_imbalance=5))
+    assert not any("alpha" in p or "imbalanced" in p for p in lenient)

@@ -248,14 +248,12 @@ def test_the_run_reports_intervals_and_its_best_baseline(run: RunResult, wh: War
     json.dumps(summary, allow_nan=False)  # a flow result: JSON as it is
 
 
-def test_the_report_and_the_cli_show_the_verdict(
-    run: RunResult, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_report_and_the_cli_show_the_verdict(run: RunResult) -> None:
     import html
 
     from rich.console import Console
 
-    from flows import cli
+    from flows.cli.show import print_train_summary
 
     assert run.comparison is not None
     page = run.report_path.read_text()
@@ -265,8 +263,7 @@ def test_the_report_and_the_cli_show_the_verdict(
     assert f"{run.metrics['weighted_f1']:.3f} [{low:.2f}, {high:.2f}]" in page
 
     console = Console(record=True, width=80)  # a plain terminal
-    monkeypatch.setattr(cli, "console", console)
-    cli.print_train_summary(run.summary() | {"report": str(run.report_path)})
+    print_train_summary(run.summary() | {"report": str(run.report_path)}, console)
     text = console.export_text()
     assert run.comparison["verdict"] in " ".join(text.split())
     assert f"{run.comparison['best_baseline']} *" in text
