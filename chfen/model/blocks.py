@@ -54,10 +54,11 @@ class FeedForward(nn.Module):
 class TimePositionalEncoding(nn.Module):
     """Sinusoidal encoding of each grid step's time in seconds.
 
-    The seed indexed its positional table by the batch dimension, so every step of a video got
-    the same vector and videos got different ones by their place in the batch. Here the encoding
-    is a function of the step's own timestamp only: periods from `min_period_s` (finer than a
-    1 Hz grid) to `max_period_s` (longer than any short video), geometrically spaced.
+    The original CHFEN code (docs/chfen-paper.md) indexed its positional table by the batch
+    dimension, so every step of a video got the same vector and videos got different ones by
+    their place in the batch. Here the encoding is a function of the step's own timestamp only:
+    periods from `min_period_s` (finer than a 1 Hz grid) to `max_period_s` (longer than any
+    short video), geometrically spaced.
     """
 
     def __init__(self, dim: int, min_period_s: float = 0.5, max_period_s: float = 1000.0):
@@ -160,7 +161,7 @@ class ModalityProjection(nn.Module):
 class GatedFusion(nn.Module):
     """Fuse two same-shaped inputs with a learned gate: g·a + (1−g)·b, g = σ(W[a; b]).
 
-    Defined but never called in the seed; here it fuses the title and the audio into the
+    Defined but never called in the original code; here it fuses the title and the audio into the
     condition, and the transcript with the frame captions. When one input is missing the other
     passes through unchanged; when both are, the output is zero and masked.
     """
@@ -182,7 +183,8 @@ class GatedFusion(nn.Module):
 
 
 class FaceSceneFusion(nn.Module):
-    """The seed's image stream: per step, attention over {scene, face} keyed on face density.
+    """The original code's image stream: per step, attention over {scene, face} keyed on face
+    density.
 
     Each candidate gets a score from its own content plus an embedding of the step's face
     density (log(1 + faces in the step)); a softmax over the candidates present at that step
@@ -254,7 +256,7 @@ class ConditionalQuery(nn.Module):
 class ConditionedCrossAttention(nn.Module):
     """A sequence attended over by queries that carry the condition — one query per step.
 
-    The seed expanded one conditional query over the sequence, so every step asked the same
+    The original code expanded one conditional query over the sequence, so every step asked the same
     question and every output was identical. Here step t's query is its own (time-encoded)
     content plus the condition, so the outputs differ across positions while all of them are
     steered by the title and the audio. Masked keys get no weight; masked steps output zero.

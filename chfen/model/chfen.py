@@ -1,4 +1,6 @@
-"""CHFEN: the conditional hybrid fusion emotion network, as in the seed with its defects fixed.
+"""CHFEN: the conditional hybrid fusion emotion network, as in the paper's code, defects fixed.
+
+The paper, its original code and what this project fixes in it: docs/chfen-paper.md.
 
     embeddings ─ ModalityProjection (+ TimePositionalEncoding on aligned steps)
         │
@@ -125,7 +127,7 @@ class CHFENConfig:
 
     def active_modalities(self, available: Iterable[str]) -> tuple[str, ...]:
         """The modalities the network is built for: wanted by the switches and available."""
-        # Captions ride with the transcript (the seed appended them to the subtitles).
+        # Captions ride with the transcript (the original code appended them to the subtitles).
         with_caption = self.use_caption and TEXT in self.modalities
         wanted = [*self.modalities, *([CAPTION] if with_caption else [])]
         if not self.use_audio:

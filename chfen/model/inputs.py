@@ -15,7 +15,8 @@ import torch
 
 from chfen.modalities import GLOBAL
 
-# Frame captions (the seed's optional BLIP caption per second) would join the transcript stream.
+# Frame captions (the original code's optional BLIP caption per second) would join the
+# transcript stream.
 # No captioner ships offline yet (issue 6), so `caption` is not in chfen.modalities; the model
 # and the dataset take it when the embeddings table has it.
 CAPTION = "caption"
