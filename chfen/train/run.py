@@ -10,14 +10,13 @@ Plain Python: the Prefect flow and the CLI call these functions.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from chfen.domain.votes import votes_from_rows
 from chfen.labels import PLUTCHIK
 from chfen.media.keyframe_hash import fill_keyframe_hashes
 from chfen.model import CAPTION, CHFEN
+from chfen.runtime import torch_threads
 from chfen.train.baselines import run_baselines
 from chfen.train.data import (
     DatasetError,
@@ -180,18 +180,6 @@ def attach_intervals(
     for name, b in baselines.items():
         b.update(ev.intervals.get(name, {f"{m}_ci": None for m in METRICS}))
     return ev.comparison
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with n intra-op CPU threads (0 = leave torch's setting), restored afterwards."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load_training_data(
