@@ -35,9 +35,10 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def alive(pid: int, markers: tuple[bytes, ...]) -> bool:
+def alive(pid: int, markers: tuple[bytes, ...] = ()) -> bool:
     """True when `pid` is a live (non-zombie) process whose command line holds one of
-    `markers` (so a pid reused by another program does not count)."""
+    `markers` (so a pid reused by another program does not count); no markers: any live
+    process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,6 +49,8 @@ def alive(pid: int, markers: tuple[bytes, ...]) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
+        if not markers:
+            return True
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         return any(m in cmdline for m in markers)
     except OSError:
