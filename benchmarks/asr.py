@@ -131,8 +131,9 @@ def child(kind: str, wav: Path, seconds: float) -> None:
         _, source, text = make_audio(wav, seconds)
         print(json.dumps({"source": source, "text": text}))
         return
-    from chfen.asr.transcribe import cpu_threads, load_audio, resolve_model
+    from chfen.asr.transcribe import cpu_threads, resolve_model
     from chfen.config import AsrConfig
+    from chfen.media.audio import load_audio
 
     audio = load_audio(wav)
     duration = audio.size / 16000

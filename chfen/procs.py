@@ -1,15 +1,18 @@
 """Background servers we start and stop from any process (Label Studio, the Prefect server):
-a pid file, a liveness check that recognises our own process, a process-group stop, and an
-exclusive lock between `chfen` commands."""
+a pid file, a liveness check that recognises our own process, a process-group stop, an
+exclusive lock between `chfen` commands, and `ManagedProcess`, the life cycle both servers
+share (start and wait for health, stop, status)."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -32,9 +35,10 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def alive(pid: int, markers: tuple[bytes, ...]) -> bool:
+def alive(pid: int, markers: tuple[bytes, ...] = ()) -> bool:
     """True when `pid` is a live (non-zombie) process whose command line holds one of
-    `markers` (so a pid reused by another program does not count)."""
+    `markers` (so a pid reused by another program does not count); no markers: any live
+    process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,6 +49,8 @@ def alive(pid: int, markers: tuple[bytes, ...]) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
+        if not markers:
+            return True
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         return any(m in cmdline for m in markers)
     except OSError:
@@ -80,3 +86,158 @@ def log_tail(log_file: Path, lines: int = 30) -> str:
     except FileNotFoundError:
         return f"(no log at {log_file})"
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+# Servers this process started, kept referenced so Popen does not warn about them at exit.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """The life cycle of one background server of a data root (the Prefect server, Label
+    Studio): a pid file and a log file in its folder, a lock between `chfen` commands, a
+    health URL to wait for, start/stop/status from any process.
+
+    The caller says what to run (command, environment, folder); errors are raised as `error`
+    with `[stage]` in front and the log's tail where it helps.
+    """
+
+    title: str  # in messages: "the Prefect server", "Label Studio"
+    program: str  # in the log's start banner: "prefect server", "label-studio"
+    stage: str  # the prefix of error messages
+    markers: tuple[bytes, ...]  # one of these is in the server's command line
+    folder: Path  # holds server.pid, .server.lock (and by default server.log)
+    url: str  # the base URL, e.g. http://127.0.0.1:8080
+    health_path: str  # answers 200 when the server is up, e.g. "/health"
+    port_setting: str  # the setting that moves it to another port (for messages)
+    stop_command: str  # the command that stops it (for messages)
+    error: type[Exception] = RuntimeError
+    log_file: Path | None = None  # default: folder / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "server.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_file or self.folder / "server.log"
+
+    @property
+    def health_url(self) -> str:
+        return self.url + self.health_path
+
+    def running_pid(self) -> int | None:
+        """The pid in the pid file when that process lives and is our server."""
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and alive(pid, self.markers) else None
+
+    def healthy(self, timeout_s: float = 2.0) -> bool:
+        """True when the health URL answers 200 (whoever answers)."""
+        import httpx
+
+        try:
+            return httpx.get(self.health_url, timeout=timeout_s).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the server's log (for error messages)."""
+        return log_tail(self.log_path, lines)
+
+    def wait_healthy(
+        self, pid: int, timeout_s: float, proc: subprocess.Popen | None = None
+    ) -> bool:
+        """Wait until the health URL answers; False when the process ends first (`proc`: our
+        child; else `pid` checked by its markers) or `timeout_s` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return False
+            if proc is None and not alive(pid, self.markers):
+                return False
+            if self.healthy():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def start(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        *,
+        cwd: Path,
+        timeout_s: float,
+        before_spawn: Callable[[], None] | None = None,
+    ) -> tuple[int, bool]:
+        """Start the server in the background (its own process group, output to the log) and
+        wait for its health URL; `(pid, started)`, started False when it already ran.
+
+        `before_spawn` runs under the lock just before a new process starts (make folders,
+        tell the user). Raises `error` when another program answers on the URL, or with the
+        log's tail when the server exits or does not answer within `timeout_s`.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.folder / ".server.lock"):
+            pid = self.running_pid()
+            if pid is not None:
+                if self.wait_healthy(pid, timeout_s):
+                    return pid, False
+                raise self.error(
+                    f"[{self.stage}] {self.title} (pid {pid}) runs but {self.health_url} does "
+                    f"not answer after {timeout_s:.0f} s; `{self.stop_command}` and start again. "
+                    f"Log {self.log_path}:\n{self.log_tail()}"
+                )
+            if self.healthy():
+                raise self.error(
+                    f"[{self.stage}] something else already answers on {self.url}; stop it or "
+                    f"set {self.port_setting} to a free port"
+                )
+            if before_spawn is not None:
+                before_spawn()
+            with open(self.log_path, "ab") as log_fh:
+                banner = f"\n==== chfen: starting {self.program} {time.ctime()} ====\n"
+                log_fh.write(banner.encode())
+                log_fh.flush()
+                proc = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fh,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd,
+                    start_new_session=True,  # its own process group: stop() ends its children
+                )
+            self.pid_file.write_text(str(proc.pid))
+            _CHILDREN[proc.pid] = proc
+            if self.wait_healthy(proc.pid, timeout_s, proc):
+                return proc.pid, True
+            code = proc.poll()
+            if code is None:
+                terminate(proc.pid, self.markers)
+            self.pid_file.unlink(missing_ok=True)
+            why = (
+                f"exited with code {code}"
+                if code is not None
+                else f"did not answer {self.health_url} within {timeout_s:.0f} s"
+            )
+            raise self.error(
+                f"[{self.stage}] {self.title} {why}. Last lines of {self.log_path}:\n"
+                f"{self.log_tail()}"
+            )
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the server (from any process): SIGTERM to its group, SIGKILL after
+        `timeout_s`. True when one was running; raises `error` when it does not end."""
+        pid = read_pid(self.pid_file)
+        was_alive = pid is not None and alive(pid, self.markers)
+        if pid is not None and was_alive:
+            terminate(pid, self.markers, timeout_s)
+            if alive(pid, self.markers):
+                raise self.error(
+                    f"[{self.stage}] {self.title} (pid {pid}) did not stop; end it by hand "
+                    f"(kill {pid})"
+                )
+        self.pid_file.unlink(missing_ok=True)
+        if pid is not None:
+            _CHILDREN.pop(pid, None)
+        return was_alive

@@ -20,12 +20,12 @@ processes there are, and no worker ever sits blocked on a lock while other work 
 from __future__ import annotations
 
 import queue
-import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from chfen.config import Settings
+from chfen.runtime import ProcessCache
 from warehouse import DataRoot, Warehouse
 
 T = TypeVar("T")
@@ -37,9 +37,7 @@ Job = tuple[Any, dict[str, Any]]
 # per settings. A handful of entries in practice; bounded so that a long-lived process that
 # sees many data roots (a test session) does not keep them all.
 CACHE_SIZE = 32
-_cache: OrderedDict[Hashable, Any] = OrderedDict()
-_cache_lock = threading.Lock()
-_build_locks: dict[Hashable, threading.Lock] = {}
+_cache = ProcessCache(max_size=CACHE_SIZE)
 
 
 def task_runner(settings: Settings, max_workers: int | None = None):
@@ -107,22 +105,7 @@ def cached(key: Hashable, build: Callable[[], T]) -> T:
     """`build()`'s object for this key, built once per process (e.g. a stage that loads its
     models: key it by the settings JSON). Concurrent callers of one key wait for one build;
     other keys build meanwhile."""
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-        lock = _build_locks.setdefault(key, threading.Lock())
-    with lock:
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key]
-        obj = build()
-        with _cache_lock:
-            _cache[key] = obj
-            _build_locks.pop(key, None)
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
-        return obj
+    return _cache.get(key, build)
 
 
 def worker_settings(payload: str) -> Settings:

@@ -10,14 +10,11 @@ database file.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 from chfen import procs
 from chfen.config import Settings
@@ -25,7 +22,6 @@ from warehouse import DataRoot
 
 STAGE = "prefect-server"
 _MARKERS = (b"prefect server start",)
-_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 class PrefectServerError(RuntimeError):
@@ -53,42 +49,46 @@ def home(settings: Settings) -> Path:
     return DataRoot(settings.data_path).prefect_home()
 
 
-def _pid_file(settings: Settings) -> Path:
-    return home(settings) / "server.pid"
-
-
-def _log_file(settings: Settings) -> Path:
-    return home(settings) / "server.log"
-
-
 def base_url(settings: Settings) -> str:
     return f"http://{settings.prefect.server_host}:{settings.prefect.server_port}"
 
 
+def managed(settings: Settings) -> procs.ManagedProcess:
+    """This data root's server as a managed process (pid, log and lock in `home`)."""
+    return procs.ManagedProcess(
+        title="the Prefect server",
+        program="prefect server",
+        stage=STAGE,
+        markers=_MARKERS,
+        folder=home(settings),
+        url=base_url(settings),
+        health_path="/api/health",
+        port_setting="prefect.server_port",
+        stop_command="chfen prefect stop",
+        error=PrefectServerError,
+    )
+
+
 def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when the local server's /api/health answers true."""
-    try:
-        resp = httpx.get(base_url(settings) + "/api/health", timeout=timeout_s)
-    except httpx.HTTPError:
-        return False
-    return resp.status_code == 200
+    return managed(settings).healthy(timeout_s)
 
 
 def running_pid(settings: Settings) -> int | None:
     """The pid of this data root's server when its process lives."""
-    pid = procs.read_pid(_pid_file(settings))
-    return pid if pid is not None and procs.alive(pid, _MARKERS) else None
+    return managed(settings).running_pid()
 
 
 def status(settings: Settings) -> ServerState:
-    pid = running_pid(settings)
+    server = managed(settings)
+    pid = server.running_pid()
     return ServerState(
-        url=base_url(settings),
+        url=server.url,
         pid=pid,
         running=pid is not None,
-        healthy=pid is not None and healthy(settings),
-        home=home(settings),
-        log_file=_log_file(settings),
+        healthy=pid is not None and server.healthy(),
+        home=server.folder,
+        log_file=server.log_path,
     )
 
 
@@ -128,71 +128,24 @@ def start(
     already runs). Raises PrefectServerError with the log's tail when it does not come up."""
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
-    h = home(settings)
-    h.mkdir(parents=True, exist_ok=True)
-    with procs.file_lock(h / ".server.lock"):
-        pid = running_pid(settings)
-        if pid is None and healthy(settings):
-            raise PrefectServerError(
-                f"[{STAGE}] something else already answers on {base_url(settings)}; stop it "
-                "or set prefect.server_port to a free port"
-            )
-        if pid is None:
-            say(f"starting the Prefect server on {base_url(settings)} (data {h})")
-            with open(_log_file(settings), "ab") as fh:
-                fh.write(f"\n==== chfen: starting prefect server {time.ctime()} ====\n".encode())
-                fh.flush()
-                proc = subprocess.Popen(
-                    server_command(settings),
-                    env=server_env(settings),
-                    stdin=subprocess.DEVNULL,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    cwd=h,
-                    start_new_session=True,  # stop() ends the whole group
-                )
-            _pid_file(settings).write_text(str(proc.pid))
-            _CHILDREN[proc.pid] = proc
-            pid, started = proc.pid, True
-        else:
-            proc, started = None, False
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if healthy(settings):
-                seconds = time.perf_counter() - t0
-                if started:
-                    say(f"Prefect server up on {base_url(settings)} after {seconds:.0f} s")
-                return ServerState(
-                    base_url(settings), pid, True, True, h, _log_file(settings), started, seconds
-                )
-            if (proc is not None and proc.poll() is not None) or not procs.alive(pid, _MARKERS):
-                break
-            time.sleep(0.5)
-        code = proc.poll() if proc is not None else None
-        if started and code is None:
-            procs.terminate(pid, _MARKERS)
-        if started:
-            _pid_file(settings).unlink(missing_ok=True)
-        why = (
-            f"exited with code {code}"
-            if code is not None
-            else f"did not answer {base_url(settings)}/api/health within {timeout_s:.0f} s"
-        )
-        raise PrefectServerError(
-            f"[{STAGE}] the Prefect server {why}. Last lines of {_log_file(settings)}:\n"
-            f"{procs.log_tail(_log_file(settings))}"
-        )
+    server = managed(settings)
+    pid, started = server.start(
+        server_command(settings),
+        server_env(settings),
+        cwd=server.folder,
+        timeout_s=timeout_s,
+        before_spawn=lambda: say(
+            f"starting the Prefect server on {server.url} (data {server.folder})"
+        ),
+    )
+    seconds = time.perf_counter() - t0
+    if started:
+        say(f"Prefect server up on {server.url} after {seconds:.0f} s")
+    return ServerState(
+        server.url, pid, True, True, server.folder, server.log_path, started, seconds
+    )
 
 
 def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
     """Stop this data root's server (from any process). True when one was running."""
-    pid = running_pid(settings)
-    if pid is None:
-        _pid_file(settings).unlink(missing_ok=True)
-        return False
-    procs.terminate(pid, _MARKERS, timeout_s)
-    if procs.alive(pid, _MARKERS):
-        raise PrefectServerError(f"[{STAGE}] the server (pid {pid}) did not stop; kill {pid}")
-    _pid_file(settings).unlink(missing_ok=True)
-    _CHILDREN.pop(pid, None)
-    return True
+    return managed(settings).stop(timeout_s)

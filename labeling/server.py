@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from chfen import procs
 from chfen.config import LabelStudioConfig, Settings
 
@@ -36,9 +34,6 @@ STAGE = "labelstudio"
 # (seen with label-studio 1.23.2, `labelstudio.version`): a stray one from the user's shell
 # would silently change the server.
 _STRAY_ENV = ("USERNAME", "PASSWORD", "HOST", "PORT", "DJANGO_DB", "DATABASE_URL")
-
-# Servers this process started, kept referenced so Popen does not warn about them at exit.
-_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 class LabelStudioError(RuntimeError):
@@ -238,27 +233,32 @@ def server_command(settings: Settings) -> list[str]:
     ]
 
 
-# ---- process --------------------------------------------------------------------------------
-
-
-def _read_pid(paths: ServerPaths) -> int | None:
-    return procs.read_pid(paths.pid_file)
-
+# ---- process ------------------------------------------------------------------------------
 
 _MARKERS = (b"label-studio", b"label_studio")
 
 
-def _alive(pid: int) -> bool:
-    """True when `pid` is a live process that looks like our server."""
-    return procs.alive(pid, _MARKERS)
+def managed(settings: Settings) -> procs.ManagedProcess:
+    """This data root's server as a managed process (pid, log and lock in `labelstudio/`)."""
+    paths = server_paths(settings)
+    return procs.ManagedProcess(
+        title="Label Studio",
+        program="label-studio",
+        stage=STAGE,
+        markers=_MARKERS,
+        folder=paths.root,
+        url=base_url(settings),
+        health_path="/health",
+        port_setting="labelstudio.port",
+        stop_command="chfen labelstudio stop",
+        error=LabelStudioError,
+        log_file=paths.log_file,
+    )
 
 
 def healthy(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when /health answers 200."""
-    try:
-        return httpx.get(base_url(settings) + "/health", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return managed(settings).healthy(timeout_s)
 
 
 def log_tail(settings: Settings, lines: int = 30) -> str:
@@ -269,14 +269,14 @@ def log_tail(settings: Settings, lines: int = 30) -> str:
 def status(settings: Settings) -> ServerStatus:
     """Installed version, pid, whether the process lives and /health answers."""
     paths = server_paths(settings)
-    pid = _read_pid(paths)
-    running = pid is not None and _alive(pid)
+    server = managed(settings)
+    pid = server.running_pid()
     return ServerStatus(
-        url=base_url(settings),
+        url=server.url,
         installed_version=installed_version(settings),
-        pid=pid if running else None,
-        running=running,
-        healthy=running and healthy(settings),
+        pid=pid,
+        running=pid is not None,
+        healthy=pid is not None and server.healthy(),
         data_dir=paths.data_dir,
         log_file=paths.log_file,
     )
@@ -297,111 +297,36 @@ def start(
     t0 = time.perf_counter()
     ls = settings.labelstudio
     paths = server_paths(settings)
+    server = managed(settings)
     say = log or (lambda _msg: None)
     timeout_s = ls.start_timeout_s if timeout_s is None else timeout_s
     ensure_installed(settings, log=say)
-    version = ls.version
 
-    with procs.file_lock(paths.root / ".server.lock"):
-        pid = _read_pid(paths)
-        if pid is not None and _alive(pid):
-            if _wait_healthy(settings, pid, timeout_s):
-                return ServerInfo(
-                    base_url(settings),
-                    pid,
-                    version,
-                    paths.data_dir,
-                    paths.log_file,
-                    False,
-                    time.perf_counter() - t0,
-                )
-            raise LabelStudioError(
-                f"[{STAGE}] the server (pid {pid}) runs but {base_url(settings)}/health does not "
-                f"answer after {timeout_s:.0f} s; `chfen labelstudio stop` and start again. "
-                f"Log {paths.log_file}:\n{log_tail(settings)}"
-            )
-        if healthy(settings):
-            raise LabelStudioError(
-                f"[{STAGE}] something else already answers on {base_url(settings)}; stop it or "
-                "set labelstudio.port to a free port"
-            )
+    def before_spawn() -> None:
         paths.data_dir.mkdir(parents=True, exist_ok=True)
         paths.media_root.mkdir(parents=True, exist_ok=True)
         first = not (paths.data_dir / "label_studio.sqlite3").exists()
         say(
-            f"starting Label Studio {version} on {base_url(settings)}"
+            f"starting Label Studio {ls.version} on {server.url}"
             + (" (first start: database migrations take 1–2 minutes)" if first else "")
         )
-        with open(paths.log_file, "ab") as log_fh:
-            log_fh.write(f"\n==== chfen: starting label-studio {time.ctime()} ====\n".encode())
-            log_fh.flush()
-            proc = subprocess.Popen(
-                server_command(settings),
-                env=server_env(settings),
-                stdin=subprocess.DEVNULL,
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-                cwd=paths.root,
-                start_new_session=True,  # its own process group: stop() ends all its children
-            )
-        paths.pid_file.write_text(str(proc.pid))
-        _CHILDREN[proc.pid] = proc
-        if not _wait_healthy(settings, proc.pid, timeout_s, proc):
-            code = proc.poll()
-            if code is None:
-                _terminate(proc.pid)
-            paths.pid_file.unlink(missing_ok=True)
-            why = (
-                f"exited with code {code}"
-                if code is not None
-                else f"did not answer {base_url(settings)}/health within {timeout_s:.0f} s"
-            )
-            raise LabelStudioError(
-                f"[{STAGE}] Label Studio {why}. Last lines of {paths.log_file}:\n"
-                f"{log_tail(settings)}"
-            )
-        seconds = time.perf_counter() - t0
-        say(f"Label Studio is up on {base_url(settings)} after {seconds:.0f} s (pid {proc.pid})")
-        return ServerInfo(
-            base_url(settings), proc.pid, version, paths.data_dir, paths.log_file, True, seconds
-        )
 
-
-def _wait_healthy(
-    settings: Settings, pid: int, timeout_s: float, proc: subprocess.Popen | None = None
-) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        if proc is None and not _alive(pid):
-            return False
-        if healthy(settings):
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def _terminate(pid: int, timeout_s: float = 30.0) -> None:
-    procs.terminate(pid, _MARKERS, timeout_s)
+    pid, started = server.start(
+        server_command(settings),
+        server_env(settings),
+        cwd=paths.root,
+        timeout_s=timeout_s,
+        before_spawn=before_spawn,
+    )
+    seconds = time.perf_counter() - t0
+    if started:
+        say(f"Label Studio is up on {server.url} after {seconds:.0f} s (pid {pid})")
+    return ServerInfo(server.url, pid, ls.version, paths.data_dir, paths.log_file, started, seconds)
 
 
 def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
     """Stop the server started by `start` (from any process). True when one was stopped."""
-    paths = server_paths(settings)
-    pid = _read_pid(paths)
-    if pid is None:
-        return False
-    was_alive = _alive(pid)
-    if was_alive:
-        _terminate(pid, timeout_s)
-        if _alive(pid):
-            raise LabelStudioError(
-                f"[{STAGE}] the server (pid {pid}) did not stop; end it by hand (kill {pid})"
-            )
-    paths.pid_file.unlink(missing_ok=True)
-    _CHILDREN.pop(pid, None)
-    return was_alive
+    return managed(settings).stop(timeout_s)
 
 
 # ---- command line ---------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import logging
 import time
 from typing import Any
 
-from chfen.asr.transcribe import AsrSetupError, AudioError, Transcriber, Transcript, load_audio
+from chfen.asr.transcribe import AsrSetupError, Transcriber, Transcript
 from chfen.config import AsrConfig
+from chfen.media.audio import AudioError, load_audio
 from chfen.stages import StageError, StageResult, video_row
 from warehouse import Warehouse
 

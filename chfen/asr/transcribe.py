@@ -24,8 +24,7 @@ import math
 import os
 import threading
 import time
-import wave
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,9 @@ from chfen.asr.words import (
     split_sentences,
 )
 from chfen.config import AsrConfig
+from chfen.media.audio import SAMPLE_RATE
+from chfen.runtime import ProcessCache, torch_threads
 
-SAMPLE_RATE = 16000
 # Speech chunks handed to whisper are at most this long (whisper's window).
 CHUNK_S = 30.0
 VAD_ONSET = 0.5
@@ -76,27 +76,16 @@ class AsrSetupError(RuntimeError):
     """A model or setting the ASR stage cannot use; the message says which and what to do."""
 
 
-class AudioError(Exception):
-    """The audio file cannot be read."""
-
-
 # ---- loading, once per process ------------------------------------------------------------
 
-_cache: dict[tuple[Any, ...], Any] = {}
-_cache_lock = threading.Lock()
-
-
-def _cached(key: tuple[Any, ...], factory: Callable[[], Any]) -> Any:
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = factory()
-        return _cache[key]
+# Whisper, the VAD models and the aligner, shared by every Transcriber of the process.
+_models = ProcessCache()
+_cached = _models.get
 
 
 def clear_model_cache() -> None:
     """Forget every loaded model (tests; freeing memory)."""
-    with _cache_lock:
-        _cache.clear()
+    _models.clear()
 
 
 def cpu_threads(cfg: AsrConfig) -> int:
@@ -230,7 +219,7 @@ class SpeechDetector:
         # Both models run many small ops: torch's intra-op threads only add synchronisation
         # (measured on 2 cores: pyannote over 60 s of audio 1.1 s with one thread, 2.7-3.8 s
         # with two while other work runs; Silero likewise).
-        with self._lock, _torch_threads(1):
+        with self._lock, torch_threads(1):
             if self.kind == "pyannote":
                 from whisperx.vads.pyannote import Binarize
 
@@ -251,19 +240,6 @@ class SpeechDetector:
                 return_seconds=True,
             )
             return [(float(r["start"]), float(r["end"])) for r in regions]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run with `n` torch intra-op threads, then restore the process's setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def merge_regions(
@@ -321,29 +297,6 @@ def whisperx_align(
 
     ensure_punkt_tab(PUNKT_LANGUAGES.get(metadata.get("language", "en"), "english"))
     return whisperx.align(segments, model, metadata, audio, device, return_char_alignments=False)
-
-
-# ---- audio ----------------------------------------------------------------------------------
-
-
-def load_audio(path: Path) -> np.ndarray:
-    """Mono float32 samples at 16 kHz. A 16-bit 16 kHz mono WAV (what the crawl stage writes)
-    is read directly; anything else is decoded and resampled with PyAV."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (SAMPLE_RATE, 1, 2):
-                raw = wav.readframes(wav.getnframes())
-                return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    except (wave.Error, EOFError):
-        pass  # not a plain PCM WAV: decode below
-    except OSError as exc:
-        raise AudioError(f"cannot read {path}: {exc}") from exc
-    try:
-        from faster_whisper.audio import decode_audio
-
-        return np.asarray(decode_audio(str(path), sampling_rate=SAMPLE_RATE), dtype=np.float32)
-    except Exception as exc:
-        raise AudioError(f"cannot decode audio {path.name}: {exc}") from exc
 
 
 # ---- transcription --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, UnsupportedError, unsmuggle_url
 
+from chfen import procs
 from chfen.config import CrawlConfig, SourceConfig
 from chfen.media.probe import MediaError, extract_audio, probe, sha256_file, verify_decodes
 from chfen.stages import Outcome, StageError, StageResult, Timer, run_for_video
@@ -98,16 +99,6 @@ def classify(exc: BaseException) -> tuple[str, str, bool]:
     if "timed out" in text.lower():
         return "timeout", "the server stopped answering (socket timeout)", True
     return "network", re.sub(r"^ERROR:\s*", "", text), True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Crawler:
@@ -395,7 +386,7 @@ class Crawler:
             return 0
         for path in self.partial_root.iterdir():
             match = re.search(r"-(\d+)-[0-9a-f]{8}$", path.name)
-            if match and int(match.group(1)) != os.getpid() and _pid_alive(int(match.group(1))):
+            if match and int(match.group(1)) != os.getpid() and procs.alive(int(match.group(1))):
                 continue
             if match and int(match.group(1)) == os.getpid():
                 continue

@@ -16,9 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-import wave
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,37 +25,6 @@ from chfen.embed.sources import EncoderLoadError, ModelSource, load_error
 from chfen.embed.text import freeze, torch_device
 
 log = logging.getLogger("chfen.embed")
-
-
-class AudioDecodeError(Exception):
-    """The audio file cannot be decoded."""
-
-
-def _read_pcm_wav(path: Path, sample_rate: int) -> np.ndarray | None:
-    """The samples of a mono 16-bit PCM WAV at `sample_rate` (what the crawl stage writes),
-    or None for anything else."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            if (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) != (1, 2, sample_rate):
-                return None
-            data = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError):
-        return None
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-
-
-def load_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples at `sample_rate`: read directly from a matching PCM WAV, else
-    decoded and resampled by PyAV (any format ffmpeg reads)."""
-    samples = _read_pcm_wav(path, sample_rate)
-    if samples is not None:
-        return samples
-    from faster_whisper.audio import decode_audio
-
-    try:
-        return np.asarray(decode_audio(str(path), sampling_rate=sample_rate), dtype=np.float32)
-    except Exception as exc:
-        raise AudioDecodeError(f"cannot decode {path.name}: {type(exc).__name__}: {exc}") from exc
 
 
 def equal_windows(total: int, max_len: int) -> list[tuple[int, int]]:

@@ -37,15 +37,17 @@ import numpy as np
 
 from chfen.asr.stage import STAGE as ASR_STAGE
 from chfen.config import EmbedConfig
-from chfen.embed.audio import AudioDecodeError, AudioEncoder, load_audio
+from chfen.embed.audio import AudioEncoder
 from chfen.embed.faces import FaceDetector, area_weighted, crop_faces
 from chfen.embed.grid import TimedWord, TimeGrid, pool_frames, words_per_step
 from chfen.embed.image import ImageEncoder
 from chfen.embed.keys import STAGE, EncoderKey, enabled_modalities, encoder_keys, stage_version
 from chfen.embed.sources import EncoderLoadError, ModelSource
 from chfen.embed.text import TextEncoder
+from chfen.media.audio import AudioError, load_audio
 from chfen.media.scenes import STILLS_DIR, STILLS_INDEX
 from chfen.modalities import GLOBAL_INDEX
+from chfen.runtime import ProcessCache
 from chfen.stages import StageError, StageResult, Timer, video_row
 from warehouse import Warehouse
 
@@ -64,14 +66,12 @@ log = logging.getLogger("chfen.embed")
 
 # Encoders are shared by every stage instance of a process with the same load settings, so
 # a worker (or a test session) loads each model once.
-_ENCODERS: dict[tuple[Any, ...], Any] = {}
-_ENCODERS_LOCK = threading.Lock()
+_ENCODERS = ProcessCache()
 
 
 def clear_encoder_cache() -> None:
     """Forget every loaded encoder (frees memory; tests)."""
-    with _ENCODERS_LOCK:
-        _ENCODERS.clear()
+    _ENCODERS.clear()
 
 
 @dataclass
@@ -138,12 +138,7 @@ class EmbedStage:
             cfg.batch_size, cfg.text_max_tokens, cfg.audio_window_s, cfg.audio_compute_type,
             cfg.cpu_threads,
         )  # fmt: skip
-        with _ENCODERS_LOCK:
-            model = _ENCODERS.get(cache_key)
-            if model is None:
-                model = self._build(ek.setting, source)
-                _ENCODERS[cache_key] = model
-            return model
+        return _ENCODERS.get(cache_key, lambda: self._build(ek.setting, source))
 
     def _build(self, setting: str, source: ModelSource) -> Any:
         cfg = self.cfg
@@ -530,7 +525,7 @@ class EmbedStage:
         with timer("load_audio"):
             try:
                 samples = load_audio(path, encoder.sample_rate)
-            except AudioDecodeError as exc:
+            except AudioError as exc:
                 raise StageError(video_id, STAGE, f"{exc}; re-crawl the video", "corrupt") from None
         with timer("audio_encode"):
             frames, times = encoder.encode(samples)

@@ -10,14 +10,13 @@ Plain Python: the Prefect flow and the CLI call these functions.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from chfen.domain.votes import votes_from_rows
 from chfen.labels import PLUTCHIK
 from chfen.media.keyframe_hash import fill_keyframe_hashes
 from chfen.model import CAPTION, CHFEN
+from chfen.runtime import torch_threads
 from chfen.train.baselines import run_baselines
 from chfen.train.data import (
     DatasetError,
@@ -182,18 +182,6 @@ def attach_intervals(
     return ev.comparison
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with n intra-op CPU threads (0 = leave torch's setting), restored afterwards."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def load_training_data(
     settings: Settings,
     wh: Warehouse,
@@ -235,6 +223,43 @@ def _compact(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k not in ("predictions", "labels")}
 
 
+@dataclass
+class _RunData:
+    """The data phase's result: the dataset, its split by uploader, the examples per split."""
+
+    data: LabeledDataset
+    split: Split
+    parts: dict[str, list[Example]]  # "train" / "val" / "test" -> examples
+    units: dict[str, Any]  # video_id -> its split unit (uploader, joined by near-duplicates)
+
+
+@dataclass
+class _Fit:
+    """The fit phase's result: the trained model and its class probabilities per split."""
+
+    model: CHFEN
+    history: History
+    probs: dict[str, np.ndarray]
+
+
+@dataclass
+class _Evaluation:
+    """The evaluate phase's result: metrics per split, the baselines, the comparison."""
+
+    metrics: dict[str, dict[str, Any]]
+    baselines: dict[str, dict[str, Any]]
+    comparison: dict[str, Any] | None
+
+
+@dataclass
+class _Files:
+    """What the write phase put under models/<run_id>/."""
+
+    checkpoint_path: Path
+    report_path: Path
+    dataset_info: dict[str, Any]
+
+
 def train_run(
     settings: Settings,
     wh: Warehouse,
@@ -250,6 +275,9 @@ def train_run(
     `train_cfg` defaults to `settings.train`. `dataset` (from `load_training_data` with the
     same data settings) skips reloading, e.g. across ablations. A failure is recorded in
     `training_runs` (status failed, the error in metrics_json) and raised.
+
+    The phases: data (load, split by uploader), fit, evaluate (metrics, baselines, intervals),
+    write (files under models/<run_id>/, then rows in `predictions` and `training_runs`).
     """
     cfg = train_cfg or settings.train
     run_id = run_id or new_run_id()
@@ -261,201 +289,11 @@ def train_run(
     base_row = {"run_id": run_id, "config_json": cfg.model_dump_json(), "started_at": started}
     wh.append("training_runs", [base_row | {"status": "running"}])
     try:
-        t0 = time.perf_counter()
-        data = dataset or load_training_data(settings, wh, cfg)
-        timings["load"] = time.perf_counter() - t0
-        if len(data.examples) < MIN_EXAMPLES:
-            raise DatasetError(
-                f"[train] only {len(data.examples)} labelled videos pass the filters "
-                f"(dropped: {data.dropped or 'none'}); need at least {MIN_EXAMPLES}. Label more "
-                "videos, embed them, or lower train.min_agreement / train.min_votes."
-            )
-        uploader_of = {e.video_id: e.uploader for e in data.examples}
-        split = split_by_uploader(
-            uploader_of,
-            test_fraction=cfg.test_fraction,
-            val_fraction=cfg.val_fraction,
-            seed=cfg.seed,
-            duplicates=data.duplicates,
-        )
-        by_id = data.by_id()
-        if needs_cross_validation(cfg, [by_id[v] for v in split.val]):
-            split = split.without_val()  # too small to stop on: it trains, CV picks epochs
-        parts = {
-            name: [by_id[v] for v in getattr(split, name)] for name in ("train", "val", "test")
-        }
-        units = split_units(uploader_of, data.duplicates)
-        say(
-            f"[train] {run_id}: {len(parts['train'])} train / {len(parts['val'])} val / "
-            f"{len(parts['test'])} test videos from {len(split.uploaders['train'])} / "
-            f"{len(split.uploaders['val'])} / {len(split.uploaders['test'])} uploaders; "
-            f"modalities {sorted(data.dims)}"
-        )
-
-        t0 = time.perf_counter()
-        with torch_threads(cfg.threads):
-            # the test split never goes in: standardization, epochs and tuning see train only
-            model, history, _ = train_model(
-                data.dims,
-                cfg,
-                parts["train"],
-                parts["val"],
-                groups=[units[e.video_id] for e in parts["train"]],
-                on_epoch=on_epoch,
-            )
-            probs = {
-                name: predict_proba(
-                    model, EmbeddingDataset.of(ex), batch_size=cfg.batch_size, device=cfg.device
-                )
-                for name, ex in parts.items()
-            }
-        timings["fit"] = time.perf_counter() - t0
-
-        metrics = {name: _split_metrics(parts[name], probs[name]) for name in parts}
-        baselines: dict[str, dict[str, Any]] = {}
-        if cfg.baselines:
-            t0 = time.perf_counter()
-            baselines = run_baselines(
-                parts["train"] + parts["val"],
-                parts["test"],
-                [m for m in model.modalities if m in data.dims],
-                data.dims,
-                cfg.seed,
-            )
-            timings["baselines"] = time.perf_counter() - t0
-        comparison = attach_intervals(
-            parts["test"], probs["test"], metrics["test"], baselines, cfg.seed
-        )
-        say(
-            f"[train] {run_id}: test weighted F1 {metrics['test'].get('weighted_f1') or 0:.3f} "
-            + " ".join(f"{k} {v.get('weighted_f1') or 0:.3f}" for k, v in baselines.items())
-        )
-        if comparison:
-            say(f"[train] {run_id}: {comparison['verdict']}")
-
-        # ---- files under models/<run_id>/ ----
-        model.cpu()
-        resolved = settings.model_copy(update={"train": cfg})
-        dataset_info = {
-            "versions": data.versions,
-            "encoder_keys": data.encoder_keys,
-            "input_dims": data.dims,
-            "coverage": data.coverage,
-            "dropped": data.dropped,
-            "sizes": {name: len(ex) for name, ex in parts.items()},
-            "uploaders": {name: list(us) for name, us in split.uploaders.items()},
-            "near_duplicates": [list(p) for p in data.duplicates],
-        }
-        checkpoint_path = run_dir / CHECKPOINT
-        torch.save(
-            {
-                "run_id": run_id,
-                "model": model.checkpoint(),
-                "encoder_keys": {m: data.encoder_keys[m] for m in model.modalities},
-                "max_steps": cfg.max_steps,
-                "grid_hz": settings.embed.grid_hz,
-                "labels": list(PLUTCHIK),
-            },
-            checkpoint_path,
-        )
-        config_doc = {
-            "run_id": run_id,
-            "train": cfg.model_dump(mode="json"),
-            "settings": resolved_dict(resolved),
-            "modalities": list(model.modalities),
-            "dataset": dataset_info,
-        }
-        (run_dir / CONFIG_JSON).write_text(json.dumps(config_doc, indent=2, default=str))
-        history_doc = {
-            "epochs": history.epochs,
-            "best_epoch": history.best_epoch,
-            "stopped_early": history.stopped_early,
-            "seconds": history.seconds,
-            "samples_per_s": history.samples_per_s,
-            "selection": history.selection,
-            "mixing_weights": model.mixing_weights(),
-        }
-        (run_dir / METRICS_JSON).write_text(
-            json.dumps(
-                {
-                    **metrics,
-                    "baselines": baselines,
-                    "comparison": comparison,
-                    "history": history_doc,
-                    "timings": timings,
-                },
-                indent=2,
-            )
-        )
-        (run_dir / SPLIT_JSON).write_text(
-            json.dumps(
-                {
-                    "uploaders": dataset_info["uploaders"],
-                    "videos": {name: list(getattr(split, name)) for name in parts},
-                },
-                indent=2,
-            )
-        )
-        report_path = write_report(
-            run_dir / REPORT_DIR,
-            run_id=run_id,
-            metrics=metrics["test"],
-            baselines={k: _compact(v) for k, v in baselines.items()},
-            comparison=comparison,
-            history=history_doc,
-            dataset=dataset_info,
-            config=config_doc["train"],
-        )
-
-        # ---- warehouse rows ----
-        version = model_version(run_id)
-        now = dt.datetime.now(dt.UTC)
-        rows = []
-        for name, ex in parts.items():
-            for e, p in zip(ex, probs[name], strict=True):
-                rows.append(
-                    {
-                        "run_id": run_id,
-                        "video_id": e.video_id,
-                        "split": name,
-                        "label": PLUTCHIK[int(p.argmax())],
-                        "score": float(p.max()),
-                        "probs_json": _probs_json(p),
-                        "model_version": version,
-                        "created_at": now,
-                    }
-                )
-        wh.append("predictions", rows, refresh_catalog=False)
-        seconds = time.perf_counter() - t_start
-        summary = {
-            "test": _compact(metrics["test"]),
-            "val": {k: metrics["val"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")},
-            "train": {
-                k: metrics["train"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")
-            },
-            "baselines": {k: {m: v.get(m) for m in SCORE_KEYS} for k, v in baselines.items()},
-            "comparison": comparison,
-            "best_epoch": history.best_epoch,
-            "epochs_run": len(history.epochs),
-            "modalities": list(model.modalities),
-            "encoder_keys": dataset_info["encoder_keys"],
-            "timings": timings | {"total": seconds},
-        }
-        wh.append(
-            "training_runs",
-            [
-                base_row
-                | {
-                    "status": "done",
-                    "dataset_versions_json": json.dumps(data.versions),
-                    "n_train": len(parts["train"]),
-                    "n_test": len(parts["test"]),
-                    "metrics_json": json.dumps(summary),
-                    "checkpoint_path": str(Path("models") / run_id / CHECKPOINT),
-                    "finished_at": dt.datetime.now(dt.UTC),
-                }
-            ],
-        )
+        rd = _prepare_data(settings, wh, cfg, dataset, run_id, say, timings)
+        fit = _fit(cfg, rd, on_epoch, timings)
+        ev = _evaluate(cfg, rd, fit, run_id, say, timings)
+        files = _write_files(settings, cfg, run_id, run_dir, rd, fit, ev, timings)
+        seconds = _write_rows(wh, run_id, base_row, rd, fit, ev, files, timings, t_start)
     except BaseException as exc:
         wh.append(
             "training_runs",
@@ -469,26 +307,283 @@ def train_run(
             ],
         )
         raise
-    say(f"[train] {run_id}: done in {seconds:.1f} s; report {report_path}")
+    say(f"[train] {run_id}: done in {seconds:.1f} s; report {files.report_path}")
     return RunResult(
         run_id=run_id,
-        model_version=version,
+        model_version=model_version(run_id),
         run_dir=run_dir,
-        checkpoint_path=checkpoint_path,
-        report_path=report_path,
-        metrics=metrics["test"],
-        val_metrics=metrics["val"],
-        train_metrics=metrics["train"],
-        baselines=baselines,
-        history=history,
-        split=split,
-        versions=dict(data.versions),
-        encoder_keys=dict(data.encoder_keys),
-        modalities=tuple(model.modalities),
+        checkpoint_path=files.checkpoint_path,
+        report_path=files.report_path,
+        metrics=ev.metrics["test"],
+        val_metrics=ev.metrics["val"],
+        train_metrics=ev.metrics["train"],
+        baselines=ev.baselines,
+        history=fit.history,
+        split=rd.split,
+        versions=dict(rd.data.versions),
+        encoder_keys=dict(rd.data.encoder_keys),
+        modalities=tuple(fit.model.modalities),
         config=cfg,
         seconds=seconds,
-        comparison=comparison,
+        comparison=ev.comparison,
     )
+
+
+def _prepare_data(
+    settings: Settings,
+    wh: Warehouse,
+    cfg: TrainConfig,
+    dataset: LabeledDataset | None,
+    run_id: str,
+    say: Say,
+    timings: dict[str, float],
+) -> _RunData:
+    """Data phase: the labelled dataset (given or loaded), split by uploader (near-duplicates
+    kept on one side); no validation split when it is too small to stop on."""
+    t0 = time.perf_counter()
+    data = dataset or load_training_data(settings, wh, cfg)
+    timings["load"] = time.perf_counter() - t0
+    if len(data.examples) < MIN_EXAMPLES:
+        raise DatasetError(
+            f"[train] only {len(data.examples)} labelled videos pass the filters "
+            f"(dropped: {data.dropped or 'none'}); need at least {MIN_EXAMPLES}. Label more "
+            "videos, embed them, or lower train.min_agreement / train.min_votes."
+        )
+    uploader_of = {e.video_id: e.uploader for e in data.examples}
+    split = split_by_uploader(
+        uploader_of,
+        test_fraction=cfg.test_fraction,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        duplicates=data.duplicates,
+    )
+    by_id = data.by_id()
+    if needs_cross_validation(cfg, [by_id[v] for v in split.val]):
+        split = split.without_val()  # too small to stop on: it trains, CV picks epochs
+    parts = {name: [by_id[v] for v in getattr(split, name)] for name in ("train", "val", "test")}
+    units = split_units(uploader_of, data.duplicates)
+    say(
+        f"[train] {run_id}: {len(parts['train'])} train / {len(parts['val'])} val / "
+        f"{len(parts['test'])} test videos from {len(split.uploaders['train'])} / "
+        f"{len(split.uploaders['val'])} / {len(split.uploaders['test'])} uploaders; "
+        f"modalities {sorted(data.dims)}"
+    )
+    return _RunData(data, split, parts, units)
+
+
+def _fit(
+    cfg: TrainConfig,
+    rd: _RunData,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+    timings: dict[str, float],
+) -> _Fit:
+    """Fit phase: train on the train split (val for stopping), then class probabilities for
+    every split."""
+    t0 = time.perf_counter()
+    with torch_threads(cfg.threads):
+        # the test split never goes in: standardization, epochs and tuning see train only
+        model, history, _ = train_model(
+            rd.data.dims,
+            cfg,
+            rd.parts["train"],
+            rd.parts["val"],
+            groups=[rd.units[e.video_id] for e in rd.parts["train"]],
+            on_epoch=on_epoch,
+        )
+        probs = {
+            name: predict_proba(
+                model, EmbeddingDataset.of(ex), batch_size=cfg.batch_size, device=cfg.device
+            )
+            for name, ex in rd.parts.items()
+        }
+    timings["fit"] = time.perf_counter() - t0
+    return _Fit(model, history, probs)
+
+
+def _evaluate(
+    cfg: TrainConfig,
+    rd: _RunData,
+    fit: _Fit,
+    run_id: str,
+    say: Say,
+    timings: dict[str, float],
+) -> _Evaluation:
+    """Evaluate phase: metrics per split, the baselines on the same split, bootstrap intervals
+    and the comparison of CHFEN with its best baseline on the test split."""
+    parts, probs = rd.parts, fit.probs
+    metrics = {name: _split_metrics(parts[name], probs[name]) for name in parts}
+    baselines: dict[str, dict[str, Any]] = {}
+    if cfg.baselines:
+        t0 = time.perf_counter()
+        baselines = run_baselines(
+            parts["train"] + parts["val"],
+            parts["test"],
+            [m for m in fit.model.modalities if m in rd.data.dims],
+            rd.data.dims,
+            cfg.seed,
+        )
+        timings["baselines"] = time.perf_counter() - t0
+    comparison = attach_intervals(
+        parts["test"], probs["test"], metrics["test"], baselines, cfg.seed
+    )
+    say(
+        f"[train] {run_id}: test weighted F1 {metrics['test'].get('weighted_f1') or 0:.3f} "
+        + " ".join(f"{k} {v.get('weighted_f1') or 0:.3f}" for k, v in baselines.items())
+    )
+    if comparison:
+        say(f"[train] {run_id}: {comparison['verdict']}")
+    return _Evaluation(metrics, baselines, comparison)
+
+
+def _write_files(
+    settings: Settings,
+    cfg: TrainConfig,
+    run_id: str,
+    run_dir: Path,
+    rd: _RunData,
+    fit: _Fit,
+    ev: _Evaluation,
+    timings: dict[str, float],
+) -> _Files:
+    """Write phase, files: checkpoint, config, metrics, split and report under
+    models/<run_id>/."""
+    model, history, data, split = fit.model, fit.history, rd.data, rd.split
+    model.cpu()
+    resolved = settings.model_copy(update={"train": cfg})
+    dataset_info = {
+        "versions": data.versions,
+        "encoder_keys": data.encoder_keys,
+        "input_dims": data.dims,
+        "coverage": data.coverage,
+        "dropped": data.dropped,
+        "sizes": {name: len(ex) for name, ex in rd.parts.items()},
+        "uploaders": {name: list(us) for name, us in split.uploaders.items()},
+        "near_duplicates": [list(p) for p in data.duplicates],
+    }
+    checkpoint_path = run_dir / CHECKPOINT
+    torch.save(
+        {
+            "run_id": run_id,
+            "model": model.checkpoint(),
+            "encoder_keys": {m: data.encoder_keys[m] for m in model.modalities},
+            "max_steps": cfg.max_steps,
+            "grid_hz": settings.embed.grid_hz,
+            "labels": list(PLUTCHIK),
+        },
+        checkpoint_path,
+    )
+    config_doc = {
+        "run_id": run_id,
+        "train": cfg.model_dump(mode="json"),
+        "settings": resolved_dict(resolved),
+        "modalities": list(model.modalities),
+        "dataset": dataset_info,
+    }
+    (run_dir / CONFIG_JSON).write_text(json.dumps(config_doc, indent=2, default=str))
+    history_doc = {
+        "epochs": history.epochs,
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "seconds": history.seconds,
+        "samples_per_s": history.samples_per_s,
+        "selection": history.selection,
+        "mixing_weights": model.mixing_weights(),
+    }
+    (run_dir / METRICS_JSON).write_text(
+        json.dumps(
+            {
+                **ev.metrics,
+                "baselines": ev.baselines,
+                "comparison": ev.comparison,
+                "history": history_doc,
+                "timings": timings,
+            },
+            indent=2,
+        )
+    )
+    (run_dir / SPLIT_JSON).write_text(
+        json.dumps(
+            {
+                "uploaders": dataset_info["uploaders"],
+                "videos": {name: list(getattr(split, name)) for name in rd.parts},
+            },
+            indent=2,
+        )
+    )
+    report_path = write_report(
+        run_dir / REPORT_DIR,
+        run_id=run_id,
+        metrics=ev.metrics["test"],
+        baselines={k: _compact(v) for k, v in ev.baselines.items()},
+        comparison=ev.comparison,
+        history=history_doc,
+        dataset=dataset_info,
+        config=config_doc["train"],
+    )
+    return _Files(checkpoint_path, report_path, dataset_info)
+
+
+def _write_rows(
+    wh: Warehouse,
+    run_id: str,
+    base_row: dict[str, Any],
+    rd: _RunData,
+    fit: _Fit,
+    ev: _Evaluation,
+    files: _Files,
+    timings: dict[str, float],
+    t_start: float,
+) -> float:
+    """Write phase, warehouse: a `predictions` row per video and split, then the run's `done`
+    row in `training_runs`. Returns the run's seconds so far (its `timings.total`)."""
+    version = model_version(run_id)
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for name, ex in rd.parts.items():
+        for e, p in zip(ex, fit.probs[name], strict=True):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "video_id": e.video_id,
+                    "split": name,
+                    "label": PLUTCHIK[int(p.argmax())],
+                    "score": float(p.max()),
+                    "probs_json": _probs_json(p),
+                    "model_version": version,
+                    "created_at": now,
+                }
+            )
+    wh.append("predictions", rows, refresh_catalog=False)
+    seconds = time.perf_counter() - t_start
+    metrics, history = ev.metrics, fit.history
+    summary = {
+        "test": _compact(metrics["test"]),
+        "val": {k: metrics["val"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")},
+        "train": {k: metrics["train"].get(k) for k in ("n", "accuracy", "weighted_f1", "macro_f1")},
+        "baselines": {k: {m: v.get(m) for m in SCORE_KEYS} for k, v in ev.baselines.items()},
+        "comparison": ev.comparison,
+        "best_epoch": history.best_epoch,
+        "epochs_run": len(history.epochs),
+        "modalities": list(fit.model.modalities),
+        "encoder_keys": files.dataset_info["encoder_keys"],
+        "timings": timings | {"total": seconds},
+    }
+    wh.append(
+        "training_runs",
+        [
+            base_row
+            | {
+                "status": "done",
+                "dataset_versions_json": json.dumps(rd.data.versions),
+                "n_train": len(rd.parts["train"]),
+                "n_test": len(rd.parts["test"]),
+                "metrics_json": json.dumps(summary),
+                "checkpoint_path": str(Path("models") / run_id / CHECKPOINT),
+                "finished_at": dt.datetime.now(dt.UTC),
+            }
+        ],
+    )
+    return seconds
 
 
 # ---------------------------------------------------------------------------------------------

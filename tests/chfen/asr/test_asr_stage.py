@@ -254,7 +254,7 @@ def test_an_unusable_model_setting_fails_clearly(wh, jfk_wav, tmp_path) -> None:
 def test_speech_whisper_skips_inside_a_chunk_is_decoded_again(wh, jfk_wav, espeak_speech, tmp_path):
     """Batched whisper can stop early inside a 30 s chunk (here: after a change of voice) and
     never come back; no detected speech may be lost that way."""
-    from chfen.asr.transcribe import load_audio
+    from chfen.media.audio import load_audio
 
     jfk, script = load_audio(jfk_wav), load_audio(espeak_speech.wav)
     pause = np.zeros(SAMPLE_RATE // 2, np.float32)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chfen.asr.punkt import ensure_punkt_tab
-from chfen.asr.transcribe import AudioError, load_audio, merge_regions, uncovered_speech
+from chfen.asr.transcribe import merge_regions, uncovered_speech
 from chfen.asr.words import (
     Segment,
     Word,
@@ -20,6 +20,7 @@ from chfen.asr.words import (
     snap_to_speech,
     split_sentences,
 )
+from chfen.media.audio import AudioError, load_audio
 from chfen.media.testmedia import SAMPLE_RATE, write_wav
 
 

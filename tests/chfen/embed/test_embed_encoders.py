@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chfen.embed.audio import AudioEncoder, equal_windows, load_audio
+from chfen.embed.audio import AudioEncoder, equal_windows
 from chfen.embed.image import ImageEncoder
 from chfen.embed.sources import resolve_model
 from chfen.embed.text import TextEncoder
+from chfen.media.audio import load_audio
 from chfen.media.testmedia import SAMPLE_RATE, speak, write_wav
 
 

@@ -1,0 +1,122 @@
+"""The per-process helpers every stage shares: `chfen.runtime` (model cache, torch threads)
+and `chfen.procs.ManagedProcess` (the life cycle of the Prefect and Label Studio servers),
+here run on a real background process (Python's http.server)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from chfen.procs import ManagedProcess, alive
+from chfen.runtime import ProcessCache, torch_threads
+from tests.labkit import free_port
+
+
+def test_one_build_per_key_even_when_callers_race() -> None:
+    cache = ProcessCache()
+    builds: list[str] = []
+
+    def build(key: str) -> object:
+        time.sleep(0.05)  # long enough for the other threads to arrive meanwhile
+        builds.append(key)
+        return object()
+
+    got: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.get("a", lambda: build("a"))))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert builds == ["a"] and len({id(o) for o in got}) == 1
+    assert cache.get("b", lambda: build("b")) is not got[0] and builds == ["a", "b"]
+
+
+def test_a_failed_build_is_tried_again_and_the_bound_drops_the_oldest() -> None:
+    cache = ProcessCache(max_size=2)
+
+    def broken() -> int:
+        raise RuntimeError("model missing")
+
+    with pytest.raises(RuntimeError):
+        cache.get("k", broken)
+    assert "k" not in cache and cache.get("k", lambda: 1) == 1
+
+    cache.get("x", lambda: 2)
+    cache.get("k", lambda: 0)  # used again: "x" is now the oldest
+    cache.get("y", lambda: 3)
+    assert "k" in cache and "y" in cache and "x" not in cache and len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_torch_threads_are_restored_and_zero_leaves_them() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(0):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError), torch_threads(1):
+        raise ValueError("a failing fit")
+    assert torch.get_num_threads() == before
+
+
+class ServerDown(RuntimeError):
+    pass
+
+
+def _http_server(folder: Path, port: int) -> ManagedProcess:
+    return ManagedProcess(
+        title="the test server",
+        program="http.server",
+        stage="test-server",
+        markers=(b"http.server",),
+        folder=folder,
+        url=f"http://127.0.0.1:{port}",
+        health_path="/",
+        port_setting="test.port",
+        stop_command="stop it",
+        error=ServerDown,
+    )
+
+
+def test_a_managed_server_starts_once_stops_from_anywhere_and_says_why_it_fails(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    server = _http_server(tmp_path / "srv", port)
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    announced: list[str] = []
+
+    pid, started = server.start(
+        cmd, {}, cwd=tmp_path, timeout_s=30, before_spawn=lambda: announced.append("spawn")
+    )
+    try:
+        assert started and announced == ["spawn"] and server.running_pid() == pid
+        assert server.pid_file.read_text() == str(pid) and server.healthy()
+        assert "chfen: starting http.server" in server.log_path.read_text()
+        # a second start finds it running: no new process
+        assert server.start(cmd, {}, cwd=tmp_path, timeout_s=30) == (pid, False)
+        # another data root's server on the same port is refused, not started twice
+        other = _http_server(tmp_path / "other", port)
+        with pytest.raises(ServerDown, match=r"\[test-server\] something else .* test.port"):
+            other.start(cmd, {}, cwd=tmp_path, timeout_s=30)
+    finally:
+        stopped = server.stop(timeout_s=10)
+    assert stopped and not alive(pid) and not server.pid_file.exists()
+    assert server.stop() is False and server.running_pid() is None
+
+    # a command that exits at once: its exit code and the log's tail, no pid file left
+    dying = [sys.executable, "-c", "print('port already in use'); raise SystemExit(3)"]
+    with pytest.raises(ServerDown) as err:
+        server.start(dying, {}, cwd=tmp_path, timeout_s=30)
+    assert "exited with code 3" in str(err.value) and "port already in use" in str(err.value)
+    assert not server.pid_file.exists()
