@@ -268,7 +268,7 @@ class EmbedConfig(_Section):
         "float32", description="CTranslate2 compute type of a whisper audio encoder."
     )
     audio_pooling: Literal["max", "mean"] = Field(
-        "max", description="Pooling of audio frames into the global vector (the seed: max)."
+        "max", description="Pooling of audio frames into the global vector (original code: max)."
     )
     cpu_threads: int = Field(
         0, ge=0, description="Threads for the encoders on CPU; 0 = leave the library default."
@@ -278,7 +278,7 @@ class EmbedConfig(_Section):
 class TrainConfig(_Section):
     """Everything a training run needs; also the form of the `train` deployment in Prefect."""
 
-    # Defaults sized for hundreds of labelled videos, not millions (the seed's): a small
+    # Defaults sized for hundreds of labelled videos, not millions (the original code's): a small
     # network, strong regularisation, small batches so an epoch is several optimizer steps.
     seed: int = 0
     epochs: int = Field(
@@ -294,10 +294,10 @@ class TrainConfig(_Section):
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Share of uploaders held out.")
     hidden_dim: int = Field(64, ge=8)
     dropout: float = Field(0.3, ge=0, lt=1)
-    # ---- the model (CHFEN) and the seed's ablation switches ----
+    # ---- the model (CHFEN) and the original code's ablation switches (docs/chfen-paper.md)
     heads: int = Field(4, ge=1, description="Attention heads; must divide hidden_dim.")
     decision_layers: int = Field(
-        1, ge=1, description="Self-attention + FFN blocks of the decision level (the seed: 2)."
+        1, ge=1, description="Self-attention + FFN blocks of the decision level (original code: 2)."
     )
     standardize: bool = Field(
         True,
@@ -324,11 +324,23 @@ class TrainConfig(_Section):
         1.0,
         gt=0,
         description="L2 strength of the modality heads (logistic regressions): penalty "
-        "0.5·head_l2·‖W‖² against the summed loss, as scikit-learn's C = 1/head_l2.",
+        "0.5·head_l2·‖W‖² against the summed loss, as scikit-learn's C = 1/head_l2. Used when "
+        "nothing is held out to choose it (see head_l2_grid).",
+    )
+    head_l2_grid: list[float] = Field(
+        default_factory=lambda: [1.0, 10.0, 100.0, 1000.0],
+        description="Candidate L2 strengths per modality head; each head takes the one with "
+        "the lowest held-out loss (cross-validation folds or the validation split). Empty = "
+        "head_l2 for all.",
+    )
+    head_targets: Literal["majority", "soft"] = Field(
+        "majority",
+        description="What the modality heads learn: the majority label (as the evaluation and "
+        "the baselines read it) or the annotators' soft label.",
     )
     fusion: Literal["hybrid", "feature", "decision"] = Field(
         "hybrid",
-        description="hybrid = feature level then decision level (the seed's CHFEN); feature = "
+        description="hybrid = feature level then decision level (the original CHFEN); feature = "
         "feature level, pooled, no decision level; decision = every modality straight into the "
         "decision level, no conditional feature level.",
     )

@@ -195,18 +195,11 @@ def training_loss(
     return loss + aux_weight * torch.stack(terms).mean()
 
 
-def fit_heads(
-    model: CHFEN,
-    data: EmbeddingDataset,
-    weights: torch.Tensor,
-    l2: float,
-    *,
-    batch_size: int = 64,
-    device: str = "cpu",
-) -> None:
-    """Fit every modality head as a multinomial logistic regression on its pooled,
-    standardized input over `data` (full batch L-BFGS, soft targets, class weights, penalty
-    0.5·l2·‖W‖² against the summed loss as scikit-learn's C = 1/l2), then freeze the heads."""
+def head_inputs(
+    model: CHFEN, data: EmbeddingDataset, *, batch_size: int = 64, device: str = "cpu"
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per modality head: the pooled, standardized inputs (N, D) and which videos have the
+    modality (N,), in the dataset's order (what the head reads; no modality dropout)."""
     assert model.heads is not None
     model.eval()
     pooled: dict[str, list[torch.Tensor]] = {m: [] for m in model.heads}
@@ -218,35 +211,117 @@ def fit_heads(
                 x, h = ModalityHead.pool(*inputs[m])
                 pooled[m].append(x.cpu())
                 has[m].append(h.cpu())
-    soft = torch.from_numpy(np.stack(data.soft or [])).float()
+    return {m: (torch.cat(pooled[m]), torch.cat(has[m])) for m in model.heads}
+
+
+def head_targets(soft: np.ndarray, kind: str) -> torch.Tensor:
+    """What the heads learn: the majority label one-hot (as the evaluation and the baselines
+    read it) or the annotators' soft label."""
+    if kind == "soft":
+        return torch.from_numpy(soft).float()
+    hard = np.zeros_like(soft, dtype=np.float32)
+    if len(soft):
+        hard[np.arange(len(soft)), soft.argmax(axis=1)] = 1.0
+    return torch.from_numpy(hard)
+
+
+def fit_linear(
+    x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, l2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A multinomial logistic regression (W (C, D), b (C,)) by full-batch L-BFGS: soft targets,
+    class weights, penalty 0.5·l2·‖W‖² against the summed loss (scikit-learn's C = 1/l2)."""
+    w = torch.zeros(y.shape[1], x.shape[1], requires_grad=True)
+    b = torch.zeros(y.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+    n = float(len(x))
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = soft_cross_entropy(x @ w.T + b, y, weights) + 0.5 * l2 * (w * w).sum() / n
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def fit_heads(
+    model: CHFEN,
+    data: EmbeddingDataset,
+    l2: float | Mapping[str, float],
+    *,
+    targets: str = "majority",
+    class_weighting: str = "inverse",
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> None:
+    """Fit every modality head as a logistic regression on its pooled, standardized input over
+    `data` (`fit_linear`; `l2` one value or one per modality; `targets` see `head_targets`,
+    class weights from those targets), then freeze the heads. A head with fewer than two
+    training videos stays silent (zero logits)."""
+    assert model.heads is not None
+    inputs = head_inputs(model, data, batch_size=batch_size, device=device)
+    y_all = head_targets(np.stack(data.soft or []), targets)
     for m, head in model.heads.items():
-        x, h = torch.cat(pooled[m]), torch.cat(has[m])
+        x, h = inputs[m]
         linear = head.out
-        if int(h.sum()) < 2:  # nothing to fit: a silent head (zero logits) adds nothing
-            with torch.no_grad():
-                linear.weight.zero_()
-                linear.bias.zero_()
-            continue
-        x, y = x[h], soft[h]
-        w = torch.zeros_like(linear.weight, requires_grad=True)
-        b = torch.zeros_like(linear.bias, requires_grad=True)
-        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
-        n = float(len(x))
-
-        def closure(x=x, y=y, w=w, b=b, opt=opt, n=n) -> torch.Tensor:
-            opt.zero_grad()
-            loss = soft_cross_entropy(x @ w.T + b, y, weights.cpu()) + 0.5 * l2 * (w * w).sum() / n
-            loss.backward()
-            return loss
-
-        opt.step(closure)
         with torch.no_grad():
-            linear.weight.copy_(w.detach())
-            linear.bias.copy_(b.detach())
+            linear.weight.zero_()
+            linear.bias.zero_()
+            if int(h.sum()) >= 2:
+                y = y_all[h]
+                weights = class_weights(y.numpy(), class_weighting)
+                lam = l2 if isinstance(l2, (int, float)) else l2.get(m, 1.0)
+                with torch.enable_grad():
+                    w, b = fit_linear(x[h], y, weights, float(lam))
+                linear.weight.copy_(w)
+                linear.bias.copy_(b)
     for p in model.heads.parameters():
         p.requires_grad_(False)
     if model.head_weights is not None:  # set from held-out videos, never the training loss
         model.head_weights.requires_grad_(False)
+
+
+def choose_head_l2(
+    dims: Mapping[str, int],
+    cfg: TrainConfig,
+    pairs: Sequence[tuple[Sequence[Example], Sequence[Example]]],
+) -> dict[str, Any]:
+    """Each modality head's L2 strength from `cfg.head_l2_grid`: the value whose held-out
+    loss, pooled over `pairs` of (fit on, score on) videos — cross-validation folds or
+    (train, validation) — is lowest. Linear fits only (no network): a few seconds.
+
+    Returns {"head_l2": modality -> value, "head_l2_loss": modality -> value -> loss}."""
+    grid = sorted(set(cfg.head_l2_grid or [cfg.head_l2]))
+    totals: dict[str, dict[float, float]] = {}
+    for fit_on, score_on in pairs:
+        model = build_model(dims, cfg, fit_on)
+        if model.heads is None:
+            return {}
+        x_fit = head_inputs(model, EmbeddingDataset.of(fit_on))
+        x_score = head_inputs(model, EmbeddingDataset.of(score_on))
+        y_fit = head_targets(np.stack([e.soft for e in fit_on]), cfg.head_targets)
+        y_score = head_targets(np.stack([e.soft for e in score_on]), cfg.head_targets)
+        for m in model.heads:
+            (x, h), (xs, hs) = x_fit[m], x_score[m]
+            if int(h.sum()) < 2 or not bool(hs.any()):
+                continue
+            weights = class_weights(y_fit[h].numpy(), cfg.class_weighting)
+            for lam in grid:
+                w, b = fit_linear(x[h], y_fit[h], weights, lam)
+                logits = xs[hs] @ w.T + b
+                # summed (not mean) loss, so that the folds pool by their sizes
+                loss = float(soft_cross_entropy(logits, y_score[hs], weights)) * int(hs.sum())
+                totals.setdefault(m, {}).setdefault(lam, 0.0)
+                totals[m][lam] += loss
+    chosen = {m: min(losses, key=losses.__getitem__) for m, losses in totals.items()}
+    return {
+        "head_l2": chosen,
+        "head_l2_loss": {
+            m: {f"{lam:g}": round(v, 4) for lam, v in losses.items()}
+            for m, losses in totals.items()
+        },
+    }
 
 
 def fit(
@@ -264,7 +339,9 @@ def fit(
     grad_clip: float = 1.0,
     device: str = "cpu",
     aux_weight: float = 0.0,
-    head_l2: float | None = None,
+    head_l2: float | Mapping[str, float] | None = None,
+    head_targets: str = "majority",
+    class_weighting: str = "inverse",
     keep_val_experts: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
@@ -278,7 +355,15 @@ def fit(
     model.to(device)
     weights = weights.to(device)
     if head_l2 is not None and model.heads is not None and len(train):
-        fit_heads(model, train, weights, head_l2, batch_size=batch_size, device=device)
+        fit_heads(
+            model,
+            train,
+            head_l2,
+            targets=head_targets,
+            class_weighting=class_weighting,
+            batch_size=batch_size,
+            device=device,
+        )
     # The mixing weights of the modality heads are a handful of scalars that must move within
     # a short run: a higher learning rate and no decay towards "all heads equal".
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -367,10 +452,12 @@ def fit_config(
     val: Sequence[Example],
     *,
     epochs: int | None = None,
+    head_l2: Mapping[str, float] | None = None,
     keep_val_experts: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> History:
-    """`fit` with the config's optimisation settings (class weights from `train`)."""
+    """`fit` with the config's optimisation settings (class weights from `train`); `head_l2`:
+    per-modality L2 of the heads (`choose_head_l2`), else `cfg.head_l2` for all."""
     weights = class_weights(np.stack([e.soft for e in train]), cfg.class_weighting)
     return fit(
         model,
@@ -386,7 +473,9 @@ def fit_config(
         grad_clip=cfg.grad_clip,
         device=cfg.device,
         aux_weight=cfg.aux_loss_weight if cfg.modality_heads else 0.0,
-        head_l2=cfg.head_l2 if cfg.modality_heads else None,
+        head_l2=(head_l2 or cfg.head_l2) if cfg.modality_heads else None,
+        head_targets=cfg.head_targets,
+        class_weighting=cfg.class_weighting,
         keep_val_experts=keep_val_experts,
         on_epoch=on_epoch,
     )
@@ -428,13 +517,24 @@ def cross_validate(
     folds = grouped_folds(groups, cfg.cv_folds, cfg.seed)
     if len(folds) < 2:
         raise ValueError("cross-validation needs training videos from at least 2 uploaders")
-    curves, sizes, fold_f1, experts, targets = [], [], [], [], []
+    pairs = []
     for held in folds:
         inside = set(held.tolist())
-        fold_train = [e for i, e in enumerate(train) if i not in inside]
-        fold_val = [train[i] for i in held]
+        pairs.append(
+            ([e for i, e in enumerate(train) if i not in inside], [train[i] for i in held])
+        )
+    heads = choose_head_l2(dims, cfg, pairs) if cfg.modality_heads else {}
+    curves, sizes, fold_f1, experts, targets = [], [], [], [], []
+    for (fold_train, fold_val), held in zip(pairs, folds, strict=True):
         model = build_model(dims, cfg, fold_train)
-        history = fit_config(model, cfg, fold_train, fold_val, keep_val_experts=True)
+        history = fit_config(
+            model,
+            cfg,
+            fold_train,
+            fold_val,
+            head_l2=heads.get("head_l2"),
+            keep_val_experts=True,
+        )
         experts.append(history.val_experts)
         targets.append(torch.from_numpy(np.stack([e.soft for e in fold_val])))
         losses = [row["val_loss"] for row in history.epochs]
@@ -463,15 +563,19 @@ def cross_validate(
             class_weights(soft.numpy(), cfg.class_weighting),
         )
         mixing = {"mixing_logits": [round(float(v), 5) for v in w]}
-    return mixing | {
-        "method": "grouped_cv",
-        "folds": len(folds),
-        "fold_sizes": sizes,
-        "epochs": best,
-        "cv_loss": float(pooled[best - 1]),
-        "cv_weighted_f1": float(np.average(f1_at, weights=np.array(sizes, dtype=float))),
-        "cv_loss_per_epoch": [round(float(v), 5) for v in pooled],
-    }
+    return (
+        mixing
+        | heads
+        | {
+            "method": "grouped_cv",
+            "folds": len(folds),
+            "fold_sizes": sizes,
+            "epochs": best,
+            "cv_loss": float(pooled[best - 1]),
+            "cv_weighted_f1": float(np.average(f1_at, weights=np.array(sizes, dtype=float))),
+            "cv_loss_per_epoch": [round(float(v), 5) for v in pooled],
+        }
+    )
 
 
 TUNED = ("lr", "dropout", "weight_decay", "hidden_dim")
@@ -540,9 +644,18 @@ def train_model(
     Returns the model, its history (with `selection`) and the config actually used.
     """
     if val and not needs_cross_validation(cfg, val):
+        heads = choose_head_l2(dims, cfg, [(train, val)]) if cfg.modality_heads else {}
         model = build_model(dims, cfg, train)
-        history = fit_config(model, cfg, train, val, keep_val_experts=True, on_epoch=on_epoch)
-        history.selection = {"method": "validation", "epochs": history.best_epoch}
+        history = fit_config(
+            model,
+            cfg,
+            train,
+            val,
+            head_l2=heads.get("head_l2"),
+            keep_val_experts=True,
+            on_epoch=on_epoch,
+        )
+        history.selection = heads | {"method": "validation", "epochs": history.best_epoch}
         if model.head_weights is not None and history.val_experts:
             stack, avail = history.val_experts[history.best_epoch - 1]
             soft = torch.from_numpy(np.stack([e.soft for e in val]))
@@ -577,6 +690,14 @@ def train_model(
         model.head_weights.data = torch.tensor(selection["mixing_logits"], dtype=torch.float32)
         model.head_weights.requires_grad_(False)
         selection["mixing_weights"] = model.mixing_weights()
-    history = fit_config(model, cfg, used, [], epochs=selection["epochs"], on_epoch=on_epoch)
+    history = fit_config(
+        model,
+        cfg,
+        used,
+        [],
+        epochs=selection["epochs"],
+        head_l2=selection.get("head_l2"),
+        on_epoch=on_epoch,
+    )
     history.selection = selection
     return model, history, cfg
