@@ -16,7 +16,6 @@ the warehouse the pipeline left, so the pipeline runs once.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +34,15 @@ MIN_GAIN_OVER_MAJORITY = 0.15
 
 @pytest.mark.slow
 def test_pipeline_trains_chfen_that_beats_majority(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
+    tmp_path: Path, demo_cache_dir: Path, prefect_harness: None
 ) -> None:
     from chfen.train.run import SPLIT_JSON, load_training_data, train_run
     from flows.pipeline import pipeline_flow
 
-    keep = os.environ.get("DEMO_SITE_TEST_CACHE")
-    cache = Path(keep) if keep else tmp_path_factory.mktemp("demo_site_learns")
-    catalogue = generate_catalogue(
-        DemoSiteConfig(port=0, n_videos=N_VIDEOS, emotions=EMOTIONS), cache, show_progress=False
+    catalogue = generate_catalogue(  # beside the session's catalogue (about a minute to render)
+        DemoSiteConfig(port=0, n_videos=N_VIDEOS, emotions=EMOTIONS),
+        demo_cache_dir,
+        show_progress=False,
     )
     good = [v for v in catalogue.ground_truth["videos"] if v["channel"] != "hardcases"]
     assert len({v["uploader"] for v in good}) >= 6
