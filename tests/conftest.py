@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,28 +76,14 @@ def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioS
     """Install (once, cached), start, and at the end stop a Label Studio server."""
     if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
         pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
-    from labkit import LabelStudioServer, free_port, make_settings, template_dir
+    from labkit import LabelStudioServer, free_port, fresh_data_dir, make_settings
 
     from labeling import server
 
     root = tmp_path_factory.mktemp("ls") / "data"
     settings = make_settings(root, free_port())
-    paths = server.server_paths(settings)
-    template = template_dir(settings)
     server.ensure_installed(settings, log=print)
-    if template.exists():
-        shutil.copytree(template, paths.data_dir)
-    else:
-        # First run on this machine: migrate an empty data dir once and keep a copy.
-        server.start(settings, log=print)
-        server.stop(settings)
-        tmp = template.with_name(template.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(paths.data_dir, tmp)
-        try:
-            tmp.rename(template)
-        except OSError:  # another run cached it meanwhile
-            shutil.rmtree(tmp, ignore_errors=True)
+    fresh_data_dir(settings)
     info = server.start(settings, log=print)
     try:
         yield LabelStudioServer(settings, root, info)

@@ -7,10 +7,15 @@ import os
 import re
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from chfen.config import Settings
+from chfen.demo import Catalogue
 from labeling import server
 from warehouse import Warehouse
 
@@ -48,6 +53,68 @@ def template_dir(settings: Settings) -> Path:
     ls = settings.labelstudio
     key = hashlib.sha256(f"{ls.version}|{ls.username}|{TOKEN}".encode()).hexdigest()[:12]
     return CACHE / f"labelstudio-data-{ls.version}-{key}"
+
+
+def fresh_data_dir(settings: Settings) -> None:
+    """Give these settings' server a migrated, empty data dir (copied from the cache).
+
+    The first call on a machine migrates one (a server start and stop, 1-2 minutes) and caches
+    it beside the venv; later calls copy it in a second. Call after `ensure_installed`."""
+    paths = server.server_paths(settings)
+    template = template_dir(settings)
+    if template.exists():
+        shutil.copytree(template, paths.data_dir)
+        return
+    server.start(settings, log=print)
+    server.stop(settings)
+    tmp = template.with_name(template.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(paths.data_dir, tmp)
+    try:
+        tmp.rename(template)
+    except OSError:  # another run cached it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def demo_overrides(catalogue: Catalogue) -> list[str]:
+    """Settings overrides that make the pipeline serve this generated catalogue (its cache,
+    size, seed and emotions; a free port each run) instead of rendering its own."""
+    plan = catalogue.plan
+    return [
+        f"demo_site.cache_dir={catalogue.root.parent}",
+        f"demo_site.n_videos={plan.n_videos}",
+        f"demo_site.seed={plan.seed}",
+        f"demo_site.emotions=[{', '.join(plan.labels)}]",
+        "demo_site.port=0",
+    ]
+
+
+@contextmanager
+def pipeline_labelstudio(root: Path) -> Iterator[list[str]]:
+    """Settings overrides for a pipeline run on data root `root` with a Label Studio of its own.
+
+    The pipeline starts the server itself (as `chfen run` does); this prepares it (the cached
+    venv, a migrated empty data dir, a free port, the test token) and stops it at the end.
+    The session's `ls_server` cannot be shared: Label Studio serves media from one data root,
+    and each pipeline test needs a data root (warehouse) of its own.
+    Skips when SKIP_LABELSTUDIO_TESTS is set.
+    """
+    if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
+        pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
+    port = free_port()
+    settings = make_settings(root, port)
+    server.ensure_installed(settings, log=print)
+    fresh_data_dir(settings)
+    try:
+        yield [
+            f"data_root={root}",
+            f"labelstudio.port={port}",
+            f"labelstudio.venv_dir={VENV}",
+            f"labelstudio.token={TOKEN}",
+            f"labelstudio.password={settings.labelstudio.password.get_secret_value()}",
+        ]
+    finally:
+        server.stop(settings)
 
 
 def slug(text: str) -> str:

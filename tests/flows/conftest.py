@@ -1,4 +1,5 @@
-"""Prefect for flow tests: the real engine against a temporary local API (test harness)."""
+"""Session-wide services of the flow tests: Prefect (the real engine against a temporary local
+API, the test harness) and one local Dask cluster. Each test still gets its own data root."""
 
 from __future__ import annotations
 
@@ -13,3 +14,23 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def dask_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The scheduler address of one local Dask cluster for the session, exactly the one a flow
+    starts for `prefect.task_runner=dask` with two workers (two spawned processes, one thread
+    each); give flows `prefect.dask_address=<it>` so they do not each start their own."""
+    from chfen.config import load_settings
+    from flows import scaleout
+
+    root = tmp_path_factory.mktemp("dask")
+    settings, _ = load_settings(
+        None, [f"data_root={root}", "prefect.task_runner=dask", "prefect.dask_workers=2"]
+    )
+    runner = scaleout.task_runner(settings)
+    cluster = runner.cluster_class(**runner.cluster_kwargs)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()

@@ -1,7 +1,10 @@
 """The Dask switch (`prefect.task_runner=dask`): crawl → process → embed of the demo site into
 two data roots, once with Prefect's thread pool and once on a local Dask cluster of two worker
 processes. The warehouses must hold the same data, the tasks must have run in the workers, and
-the per-stage limits must have held across the processes."""
+the per-stage limits must have held across the processes.
+
+The cluster is the session's (`dask_address`, the one `task_runner` would start), reached
+through `prefect.dask_address`: the three flows share it instead of each starting one."""
 
 from __future__ import annotations
 
@@ -139,12 +142,12 @@ def test_run_bounded_keeps_each_limit_and_overlaps_kinds(prefect_harness: None) 
 
 @pytest.mark.slow
 def test_dask_runner_matches_the_thread_runner(
-    tmp_path: Path, demo_site: DemoSite, prefect_harness: None
+    tmp_path: Path, demo_site: DemoSite, prefect_harness: None, dask_address: str
 ) -> None:
     threads_root, dask_root = tmp_path / "threads", tmp_path / "dask"
     by_threads = run_nodes(threads_root, demo_site, [])
     by_dask = run_nodes(
-        dask_root, demo_site, ["prefect.task_runner=dask", "prefect.dask_workers=2"]
+        dask_root, demo_site, ["prefect.task_runner=dask", f"prefect.dask_address={dask_address}"]
     )
 
     good = [v for v in demo_site.ground_truth["videos"] if v["channel"] != "hardcases"]

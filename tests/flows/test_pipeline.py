@@ -3,50 +3,27 @@ Studio → the simulated crew → annotations in the warehouse; then a re-run do
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from labkit import TOKEN, VENV, free_port, make_settings, template_dir
+from labkit import demo_overrides, pipeline_labelstudio
 
 from chfen.demo import Catalogue
-from labeling import server
 from warehouse import Warehouse
 
 
 @pytest.mark.slow
 def test_pipeline_end_to_end_and_incremental(
-    tmp_path: Path, demo_catalogue: Catalogue, demo_cache_dir: Path, prefect_harness: None
+    tmp_path: Path, demo_catalogue: Catalogue, prefect_harness: None
 ) -> None:
-    if os.environ.get("SKIP_LABELSTUDIO_TESTS"):
-        pytest.skip("SKIP_LABELSTUDIO_TESTS is set")
     from flows.pipeline import pipeline_flow
 
     root = tmp_path / "data"
-    port = free_port()
-    settings = make_settings(root, port)
-    server.ensure_installed(settings, log=print)
-    template = template_dir(settings)
-    if template.exists():  # a migrated empty data dir from an earlier run: skips ~60 s
-        shutil.copytree(template, server.server_paths(settings).data_dir)
-    overrides = [
-        f"data_root={root}",
-        f"labelstudio.port={port}",
-        f"labelstudio.venv_dir={VENV}",
-        f"labelstudio.token={TOKEN}",
-        f"labelstudio.password={settings.labelstudio.password.get_secret_value()}",
-        f"demo_site.cache_dir={demo_cache_dir}",
-        f"demo_site.n_videos={demo_catalogue.ground_truth['n_videos']}",
-        f"demo_site.seed={demo_catalogue.ground_truth['seed']}",
-        "demo_site.port=0",
-    ]
     good = [v for v in demo_catalogue.ground_truth["videos"] if v["channel"] != "hardcases"]
-    try:
+    with pipeline_labelstudio(root) as overrides:
+        overrides += demo_overrides(demo_catalogue)
         first = pipeline_flow(overrides=overrides)
         second = pipeline_flow(overrides=overrides)
-    finally:
-        server.stop(settings)
 
     n = len(good)
     assert first["crawl"]["downloaded"] == n and first["crawl"]["failed"] == 0
