@@ -23,7 +23,7 @@ from chfen import procs
 from chfen.config import Settings
 from warehouse import DataRoot
 
-STAGE = "prefect-server"
+COMPONENT = "prefect-server"  # not a stage: it only prefixes error messages
 _MARKERS = (b"prefect server start",)
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -134,7 +134,7 @@ def start(
         pid = running_pid(settings)
         if pid is None and healthy(settings):
             raise PrefectServerError(
-                f"[{STAGE}] something else already answers on {base_url(settings)}; stop it "
+                f"[{COMPONENT}] something else already answers on {base_url(settings)}; stop it "
                 "or set prefect.server_port to a free port"
             )
         if pid is None:
@@ -179,7 +179,7 @@ def start(
             else f"did not answer {base_url(settings)}/api/health within {timeout_s:.0f} s"
         )
         raise PrefectServerError(
-            f"[{STAGE}] the Prefect server {why}. Last lines of {_log_file(settings)}:\n"
+            f"[{COMPONENT}] the Prefect server {why}. Last lines of {_log_file(settings)}:\n"
             f"{procs.log_tail(_log_file(settings))}"
         )
 
@@ -192,7 +192,7 @@ def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
         return False
     procs.terminate(pid, _MARKERS, timeout_s)
     if procs.alive(pid, _MARKERS):
-        raise PrefectServerError(f"[{STAGE}] the server (pid {pid}) did not stop; kill {pid}")
+        raise PrefectServerError(f"[{COMPONENT}] the server (pid {pid}) did not stop; kill {pid}")
     _pid_file(settings).unlink(missing_ok=True)
     _CHILDREN.pop(pid, None)
     return True

@@ -30,7 +30,7 @@ from chfen import procs
 from chfen.config import LabelStudioConfig, Settings
 
 PACKAGE = "label-studio"
-STAGE = "labelstudio"
+COMPONENT = "labelstudio"  # not a stage: it only prefixes error messages
 
 # Environment variables Label Studio reads as settings although they are not namespaced
 # (seen with label-studio 1.23.2, `labelstudio.version`): a stray one from the user's shell
@@ -169,7 +169,7 @@ def ensure_installed(settings: Settings, log: Callable[[str], None] | None = Non
         found = installed_version(settings)
         if found != wanted:
             raise LabelStudioError(
-                f"[{STAGE}] installed {PACKAGE} into {paths.venv} but it reports version "
+                f"[{COMPONENT}] installed {PACKAGE} into {paths.venv} but it reports version "
                 f"{found!r}, not {wanted!r}; delete that folder and try again"
             )
         say(f"installed {PACKAGE} {wanted} in {time.perf_counter() - t0:.0f} s")
@@ -181,13 +181,13 @@ def _run_install_step(cmd: list[str], venv: Path) -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     except subprocess.TimeoutExpired as exc:
         raise LabelStudioError(
-            f"[{STAGE}] installing {PACKAGE} into {venv} took over 30 minutes; check the "
+            f"[{COMPONENT}] installing {PACKAGE} into {venv} took over 30 minutes; check the "
             "connection to the package registry"
         ) from exc
     if out.returncode != 0:
         tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-15:])
         raise LabelStudioError(
-            f"[{STAGE}] installing {PACKAGE} into {venv} failed ({' '.join(cmd[1:4])}):\n{tail}"
+            f"[{COMPONENT}] installing {PACKAGE} into {venv} failed ({' '.join(cmd[1:4])}):\n{tail}"
         )
 
 
@@ -316,13 +316,13 @@ def start(
                     time.perf_counter() - t0,
                 )
             raise LabelStudioError(
-                f"[{STAGE}] the server (pid {pid}) runs but {base_url(settings)}/health does not "
-                f"answer after {timeout_s:.0f} s; `chfen labelstudio stop` and start again. "
+                f"[{COMPONENT}] the server (pid {pid}) runs but {base_url(settings)}/health does "
+                f"not answer after {timeout_s:.0f} s; `chfen labelstudio stop` and start again. "
                 f"Log {paths.log_file}:\n{log_tail(settings)}"
             )
         if healthy(settings):
             raise LabelStudioError(
-                f"[{STAGE}] something else already answers on {base_url(settings)}; stop it or "
+                f"[{COMPONENT}] something else already answers on {base_url(settings)}; stop it or "
                 "set labelstudio.port to a free port"
             )
         paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -357,7 +357,7 @@ def start(
                 else f"did not answer {base_url(settings)}/health within {timeout_s:.0f} s"
             )
             raise LabelStudioError(
-                f"[{STAGE}] Label Studio {why}. Last lines of {paths.log_file}:\n"
+                f"[{COMPONENT}] Label Studio {why}. Last lines of {paths.log_file}:\n"
                 f"{log_tail(settings)}"
             )
         seconds = time.perf_counter() - t0
@@ -397,7 +397,7 @@ def stop(settings: Settings, timeout_s: float = 30.0) -> bool:
         _terminate(pid, timeout_s)
         if _alive(pid):
             raise LabelStudioError(
-                f"[{STAGE}] the server (pid {pid}) did not stop; end it by hand (kill {pid})"
+                f"[{COMPONENT}] the server (pid {pid}) did not stop; end it by hand (kill {pid})"
             )
     paths.pid_file.unlink(missing_ok=True)
     _CHILDREN.pop(pid, None)
