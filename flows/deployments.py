@@ -1,6 +1,6 @@
 """What `chfen serve` registers and serves against a Prefect server (local or remote):
 
-    ingest       crawl → process → embed, on `prefect.crawl_cron`
+    ingest       crawl → process → keyframe hashes → embed, on `prefect.crawl_cron`
     label-sync   label push → label pull (announces new agreed labels) → quality snapshot,
                  every `prefect.label_sync_minutes`
     embed        embeddings for processed videos (on demand)
@@ -11,6 +11,9 @@
 Every deployment gets the settings file (`settings_file`) and the overrides `chfen serve` ran
 with (the data root pinned as an absolute path), so a run started from the UI works on the same
 data; a run resolves them once and hands the resolved settings to its subflows.
+
+`ingest` and `label-sync` select stages of the stage registry (chfen/registry.py) and run
+their nodes (flows/dag.py) in registry order, the same nodes the pipeline flow runs.
 """
 
 from __future__ import annotations
@@ -22,15 +25,27 @@ from prefect import flow, get_run_logger
 from prefect.events import DeploymentEventTrigger
 
 from chfen.config import Settings
-from flows.crawl import crawl_flow
+from chfen.domain.stages import (
+    ASR,
+    CRAWL,
+    EMBED,
+    KEYFRAME_HASH,
+    LABEL_PULL,
+    LABEL_PUSH,
+    QUALITY,
+    SCENES,
+)
+from flows import dag
 from flows.embed import embed_flow
-from flows.label import LABELS_READY, data_root_resource, label_pull_flow, label_push_flow
-from flows.process import process_flow
-from flows.quality import quality_flow
+from flows.label import LABELS_READY, data_root_resource
 from flows.runtime import ResolvedSettings, resolve_settings
 from flows.train import train_flow
 
 TAGS = ["chfen"]
+# The registry stages each scheduled deployment runs (in registry order, whatever the order
+# here).
+INGEST = (CRAWL, SCENES, ASR, KEYFRAME_HASH, EMBED)
+LABEL_SYNC = (LABEL_PUSH, LABEL_PULL, QUALITY)
 
 
 @flow(name="ingest")
@@ -39,13 +54,10 @@ def ingest_flow(
     overrides: list[str] | None = None,
     settings: ResolvedSettings = None,
 ) -> dict:
-    """Crawl the configured sources, then scenes and speech, then embeddings for new videos."""
-    args = {"settings": resolve_settings(settings, settings_file, overrides)}
-    return {
-        "crawl": crawl_flow(**args),
-        "process": process_flow(**args),
-        "embed": embed_flow(**args),
-    }
+    """Crawl the configured sources, then scenes and speech, keyframe hashes, then embeddings
+    for new videos."""
+    settings = resolve_settings(settings, settings_file, overrides)
+    return dag.run_nodes(dag.nodes(INGEST), settings)
 
 
 @flow(name="label_sync")
@@ -56,10 +68,9 @@ def label_sync_flow(
 ) -> dict:
     """Push new tasks, pull annotations (which announces new agreed labels), then refresh the
     quality report so its snapshot shows the new votes."""
-    args = {"settings": resolve_settings(settings, settings_file, overrides)}
-    push = label_push_flow(**args)
-    pull = label_pull_flow(**args)
-    quality = quality_flow(**args)
+    settings = resolve_settings(settings, settings_file, overrides)
+    done = dag.run_nodes(dag.nodes(LABEL_SYNC), settings)
+    push, pull, quality = done["label_push"], done["label_pull"], done["quality"]
     get_run_logger().info(
         "label sync: %s pushed, %s new annotation(s), quality report %s",
         push["pushed"],
@@ -94,7 +105,7 @@ def build_deployments(
         cron=p.crawl_cron,
         parameters=args,
         tags=TAGS,
-        description="Crawl → process → embed, on prefect.crawl_cron.",
+        description="Crawl → process → keyframe hashes → embed, on prefect.crawl_cron.",
     )
     sync = label_sync_flow.to_deployment(
         "label-sync",

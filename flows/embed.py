@@ -16,10 +16,9 @@ from collections import Counter
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from chfen.asr import stage as asr
+from chfen import registry
 from chfen.embed.keys import STAGE
 from chfen.embed.stage import EmbedResult, EmbedStage
-from chfen.media import scenes
 from chfen.stages import Outcome, run_for_video
 from flows import scaleout
 from flows.runtime import ResolvedSettings, report, resolve_settings
@@ -27,18 +26,11 @@ from warehouse import Warehouse
 
 
 def ready_for_embed(wh: Warehouse, version: str, retry_failed: bool = False) -> list[str]:
-    """Pending at the embed version, with scenes and ASR done at their current versions."""
-    pending = wh.pending("embed", version, retry_failed=retry_failed)
-    done = wh.rows(
-        """
-        SELECT video_id FROM stage_runs_latest
-        WHERE status = 'done' AND ((stage = $s AND stage_version = $sv)
-                                OR (stage = $a AND stage_version = $av))
-        GROUP BY video_id HAVING count(DISTINCT stage) = 2
-        """,
-        {"s": scenes.STAGE, "sv": scenes.STAGE_VERSION, "a": asr.STAGE, "av": asr.STAGE_VERSION},
-    )
-    ready = {r["video_id"] for r in done}
+    """Pending at the embed version, with the stages embed depends on (chfen/registry.py:
+    scenes and ASR) done at their current versions."""
+    pending = wh.pending(STAGE, version, retry_failed=retry_failed)
+    sql, params = registry.ready_sql(STAGE)
+    ready = {r["video_id"] for r in wh.rows(sql, params)}
     return [v for v in pending if v in ready]
 
 

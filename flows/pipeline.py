@@ -1,6 +1,8 @@
-"""The whole DAG as one flow of subflows: crawl → process → label push → (demo: simulated crew)
-→ label pull → embed → train (when enough new labels) → quality report. Every node is
-incremental through the stage ledger, so a re-run only does new work.
+"""The whole DAG as one flow of subflows, in the order of the stage registry
+(chfen/registry.py, nodes in flows/dag.py): crawl → process (scenes, ASR) → keyframe hashes →
+label push → (demo: simulated crew) → label pull → embed → train (when enough new labels) →
+quality report. Every node is incremental through the stage ledger, so a re-run only does new
+work.
 
 Nodes that are not built yet are listed in `NOT_BUILT` and reported as such, never faked.
 """
@@ -9,14 +11,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from chfen.config import Settings
-from flows.crawl import crawl_flow
-from flows.embed import embed_flow
-from flows.label import demo_annotate_flow, label_pull_flow, label_push_flow
-from flows.process import process_flow
-from flows.quality import quality_flow
+from flows import dag
 from flows.runtime import ResolvedSettings, resolve_settings, without_subflow_heartbeats
-from flows.train import train_flow
 from labeling import server
 from warehouse import Warehouse
 
@@ -41,17 +37,6 @@ def dataset_figures(wh: Warehouse) -> dict:
     return one[0]
 
 
-def maybe_train(settings: Settings) -> dict:
-    """Train when there is enough new signal (`chfen.train.retrain`: the same rule as the
-    served automation); otherwise say why not."""
-    from chfen.train.retrain import new_agreed_labels  # imports torch: only when needed
-
-    waiting = new_agreed_labels(settings, Warehouse(settings.data_path)).waiting()
-    if waiting is not None:
-        return {"skipped": waiting}
-    return train_flow(settings=settings)
-
-
 @flow(name="pipeline")
 def pipeline_flow(
     settings_file: str | None = None,
@@ -63,20 +48,21 @@ def pipeline_flow(
     """Run every built node on the configured sources (default: the local demo site)."""
     logger = get_run_logger()
     settings = resolve_settings(settings, settings_file, overrides)
-    args = {"settings": settings}  # resolved once, handed to every node
+    summary: dict = {}
     with without_subflow_heartbeats():  # about a second saved per node
-        summary: dict = {"crawl": crawl_flow(**args), "process": process_flow(**args)}
-        if label:
-            info = server.start(settings, log=logger.info)  # installs once into its own venv
-            summary["labelstudio_url"] = info.url
-            summary["label_push"] = label_push_flow(**args)
-            if not settings.sources:
+        for node in dag.nodes():
+            if node.labels and not label:
+                continue
+            if node.labels and "labelstudio_url" not in summary:
+                info = server.start(settings, log=logger.info)  # installs once into its venv
+                summary["labelstudio_url"] = info.url
+            if node.key == "simulation":
+                if settings.sources:
+                    continue
                 logger.warning("SIMULATION: a simulated annotation crew labels the demo videos")
-                summary["simulation"] = demo_annotate_flow(**args, annotators=annotators)
-            summary["label_pull"] = label_pull_flow(**args)
-        summary["embed"] = embed_flow(**args)
-        summary["train"] = maybe_train(settings)
-        summary["quality"] = quality_flow(**args)
+                summary[node.key] = node.run(settings=settings, annotators=annotators)
+                continue
+            summary[node.key] = node.run(settings=settings)
     summary["not_built"] = NOT_BUILT
     summary["dataset"] = dataset_figures(Warehouse(settings.data_path))
     return summary

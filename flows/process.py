@@ -1,4 +1,5 @@
-"""The `process` flow: scenes and ASR for every pending video.
+"""The `process` flow: scenes and ASR for every pending video; the `keyframe_hash` flow: a
+perceptual hash per new keyframe, after scenes.
 
 Scenes and ASR of different videos overlap (two task kinds, each with its own limit:
 `scenes.concurrency` scene decodes and `asr.concurrency` transcriptions at once, one each by
@@ -14,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from chfen.asr import stage as asr
-from chfen.media import scenes
+from chfen.media import keyframe_hash, scenes
 from chfen.stages import Outcome, run_for_video
 from flows import scaleout
 from flows.runtime import ResolvedSettings, quiet_lightning, report, resolve_settings
@@ -92,3 +93,20 @@ def process_flow(
     summary = {name: stage_summary(outs) for name, outs in outcomes.items()}
     wh.refresh_catalog()
     return summary
+
+
+@flow(name="keyframe_hash")
+def keyframe_hash_flow(
+    settings_file: str | None = None,
+    overrides: list[str] | None = None,
+    retry_failed: bool = False,
+    settings: ResolvedSettings = None,
+) -> dict:
+    """Hash the keyframes of videos pending at the keyframe-hash stage (after scenes)."""
+    settings = resolve_settings(settings, settings_file, overrides)
+    wh = Warehouse(settings.data_path)
+    todo = keyframe_hash.pending_videos(wh, retry_failed=retry_failed)
+    report("keyframe_hash:total", len(todo))
+    hashed = keyframe_hash.fill_keyframe_hashes(wh, retry_failed=retry_failed) if todo else 0
+    get_run_logger().info("keyframe hashes: %d keyframe(s) of %d video(s)", hashed, len(todo))
+    return {"videos": len(todo), "hashed": hashed}

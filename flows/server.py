@@ -20,7 +20,7 @@ from chfen import procs
 from chfen.config import Settings
 from warehouse import DataRoot
 
-STAGE = "prefect-server"
+COMPONENT = "prefect-server"  # not a stage: it only prefixes error messages
 _MARKERS = (b"prefect server start",)
 
 
@@ -58,7 +58,7 @@ def managed(settings: Settings) -> procs.ManagedProcess:
     return procs.ManagedProcess(
         title="the Prefect server",
         program="prefect server",
-        stage=STAGE,
+        stage=COMPONENT,
         markers=_MARKERS,
         folder=home(settings),
         url=base_url(settings),

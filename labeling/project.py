@@ -20,7 +20,7 @@ from chfen.config import Settings
 from labeling.config import config_fingerprint, label_config
 from labeling.server import LabelStudioError, base_url, server_paths
 
-STAGE = "label_project"
+COMPONENT = "label_project"  # not a stage: it only prefixes error messages
 
 DESCRIPTION = (
     "Watch the short video and report how it makes YOU feel (your own response, not what the "
@@ -120,11 +120,11 @@ def ensure_project(
         storage_id = _ensure_media_storage(client, project_id, server_paths(settings).media_root)
     except ApiError as exc:
         raise LabelStudioError(
-            f"[{STAGE}] project {title!r}: {describe_api_error(exc, settings)}"
+            f"[{COMPONENT}] project {title!r}: {describe_api_error(exc, settings)}"
         ) from exc
     except httpx.TransportError as exc:
         raise LabelStudioError(
-            f"[{STAGE}] project {title!r}: {describe_api_error(exc, settings)}"
+            f"[{COMPONENT}] project {title!r}: {describe_api_error(exc, settings)}"
         ) from exc
     return ProjectInfo(project_id, title, created, config_updated, storage_id)
 

@@ -31,6 +31,7 @@ from typing import Any
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from chfen import registry
 from chfen.config import Settings
 from labeling import config as lc
 from labeling.project import connect, describe_api_error, ensure_project, is_unreachable
@@ -39,7 +40,7 @@ from warehouse import Warehouse
 
 log = logging.getLogger("labeling.pull")
 
-STAGE = "label_pull"
+STAGE = registry.LABEL_PULL
 
 
 class LabelPullError(LabelStudioError):

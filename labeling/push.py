@@ -29,6 +29,7 @@ from urllib.parse import quote
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from chfen import registry
 from chfen.config import Settings
 from labeling import config as lc
 from labeling.project import connect, describe_api_error, ensure_project, is_unreachable
@@ -37,9 +38,9 @@ from warehouse import Warehouse
 
 log = logging.getLogger("labeling.push")
 
-STAGE = "label_push"
-STAGE_VERSION = "1"
-ASR_STAGE = "asr"
+STAGE = registry.LABEL_PUSH
+STAGE_VERSION = registry.version(STAGE)
+(ASR_STAGE,) = registry.get(STAGE).after  # a video is ready to push when its ASR is done
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
 # Used only when a video has no measured frame rate (the probe stage normally sets it).
 FALLBACK_FPS = 30.0

@@ -28,7 +28,7 @@ from chfen import procs
 from chfen.config import LabelStudioConfig, Settings
 
 PACKAGE = "label-studio"
-STAGE = "labelstudio"
+COMPONENT = "labelstudio"  # not a stage: it only prefixes error messages
 
 # Environment variables Label Studio reads as settings although they are not namespaced
 # (seen with label-studio 1.23.2, `labelstudio.version`): a stray one from the user's shell
@@ -164,7 +164,7 @@ def ensure_installed(settings: Settings, log: Callable[[str], None] | None = Non
         found = installed_version(settings)
         if found != wanted:
             raise LabelStudioError(
-                f"[{STAGE}] installed {PACKAGE} into {paths.venv} but it reports version "
+                f"[{COMPONENT}] installed {PACKAGE} into {paths.venv} but it reports version "
                 f"{found!r}, not {wanted!r}; delete that folder and try again"
             )
         say(f"installed {PACKAGE} {wanted} in {time.perf_counter() - t0:.0f} s")
@@ -176,13 +176,13 @@ def _run_install_step(cmd: list[str], venv: Path) -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     except subprocess.TimeoutExpired as exc:
         raise LabelStudioError(
-            f"[{STAGE}] installing {PACKAGE} into {venv} took over 30 minutes; check the "
+            f"[{COMPONENT}] installing {PACKAGE} into {venv} took over 30 minutes; check the "
             "connection to the package registry"
         ) from exc
     if out.returncode != 0:
         tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-15:])
         raise LabelStudioError(
-            f"[{STAGE}] installing {PACKAGE} into {venv} failed ({' '.join(cmd[1:4])}):\n{tail}"
+            f"[{COMPONENT}] installing {PACKAGE} into {venv} failed ({' '.join(cmd[1:4])}):\n{tail}"
         )
 
 
@@ -244,7 +244,7 @@ def managed(settings: Settings) -> procs.ManagedProcess:
     return procs.ManagedProcess(
         title="Label Studio",
         program="label-studio",
-        stage=STAGE,
+        stage=COMPONENT,
         markers=_MARKERS,
         folder=paths.root,
         url=base_url(settings),

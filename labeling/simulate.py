@@ -33,13 +33,13 @@ from labeling.server import LabelStudioError
 
 log = logging.getLogger("labeling.simulate")
 
-STAGE = "label_simulate"
+COMPONENT = "label_simulate"  # not a stage: it only prefixes error messages
 BANNER = "SIMULATION: these annotations come from simulated annotators, not from people."
 
 # The crew model is named here too, beside the stage that submits its votes.
 __all__ = [
     "BANNER",
-    "STAGE",
+    "COMPONENT",
     "SimulatedAnnotator",
     "SimulationReport",
     "default_crew",
@@ -177,12 +177,12 @@ def simulate_annotations(
             )
     except Exception as exc:
         if is_unreachable(exc) or hasattr(exc, "status_code"):
-            raise LabelStudioError(f"[{STAGE}] {describe_api_error(exc, settings)}") from exc
+            raise LabelStudioError(f"[{COMPONENT}] {describe_api_error(exc, settings)}") from exc
         raise
     if report.no_ground_truth:
         log.warning(
             "[%s] %d task(s) have no ground truth and were left alone",
-            STAGE,
+            COMPONENT,
             len(report.no_ground_truth),
         )
     return report

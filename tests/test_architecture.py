@@ -146,15 +146,22 @@ def test_the_bottom_of_the_domain_imports_nothing_of_the_project(path: str) -> N
     assert project <= {0}
 
 
-def test_the_docs_list_every_stage_constant() -> None:
-    """docs/architecture.md names every `STAGE = "..."` of the code (stages and the three
-    constants that are not stages), so a new stage cannot be left out of it."""
+def test_the_docs_list_every_stage_and_component() -> None:
+    """docs/architecture.md names every stage of the registry and every `COMPONENT` constant
+    (modules that are not stages; it only prefixes their error messages), and a `STAGE`
+    constant set to a literal names a registry stage: a stage cannot be left out of the
+    registry or the docs."""
+    from chfen import registry
+
     doc = (ROOT / "docs" / "architecture.md").read_text()
-    stages = {
-        m.group(1)
-        for p in sources()
-        for m in re.finditer(r'^STAGE = "([^"]+)"', p.read_text(), flags=re.M)
-    }
-    assert {"crawl", "scenes", "asr", "embed"} <= stages
-    missing = sorted(s for s in stages if f"`{s}`" not in doc)
-    assert not missing, f"stages missing from docs/architecture.md: {missing}"
+
+    def constants(name: str) -> set[str]:
+        pattern = rf'^{name} = "([^"]+)"'
+        return {m.group(1) for p in sources() for m in re.finditer(pattern, p.read_text(), re.M)}
+
+    components = constants("COMPONENT")
+    assert {"labelstudio", "prefect-server", "label_project", "label_simulate"} <= components
+    assert not components & set(registry.names())
+    assert constants("STAGE") <= set(registry.names())
+    missing = sorted(s for s in [*registry.names(), *components] if f"`{s}`" not in doc)
+    assert not missing, f"stages or components missing from docs/architecture.md: {missing}"

@@ -479,6 +479,20 @@ class Warehouse:
             [self._ledger_row(video_id, stage, version, STATUS_DONE, timings, started_at)],
         )
 
+    def mark_done_many(
+        self,
+        stage: str,
+        version: str,
+        runs: Iterable[tuple[str, Mapping[str, float] | None, dt.datetime | None]],
+        *,
+        refresh_catalog: bool = True,
+    ) -> None:
+        """Record many videos done at `stage`/`version` in one commit: (video_id, timings,
+        started_at) each. For stages whose per-video work is too small for a commit each."""
+        rows = [self._ledger_row(v, stage, version, STATUS_DONE, t, s) for v, t, s in runs]
+        if rows:
+            self.append("stage_runs", rows, refresh_catalog=refresh_catalog)
+
     def mark_failed(
         self,
         video_id: str,

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import duckdb
 
+from chfen.domain import stages
 from chfen.domain.votes import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_MIN_VOTES,
@@ -93,6 +94,8 @@ def _macro(name: str, params: str, comment: str, sql: str, table: bool = True) -
     return QualityObject(name, "table macro" if table else "macro", sql, comment, params)
 
 
+# Stage names in the SQL, from the domain (docs/architecture.md: the warehouse sits below chfen).
+_CRAWL, _SCENES, _ASR = (f"'{s}'" for s in (stages.CRAWL, stages.SCENES, stages.ASR))
 _SPLITS = ", ".join(f"'{s}'" for s in SPLITS)
 # The annotation queue's vote reasons: the domain's rule on the item's figures and the macro's
 # parameters.
@@ -492,10 +495,10 @@ OBJECTS: tuple[QualityObject, ...] = (
         "quality_source_yield",
         "Per source: videos discovered (crawled or failed), downloaded (ok), failing the "
         "crawl, with scenes, with ASR, and labelled (at least one vote).",
-        """
+        f"""
         WITH crawl_failed AS (
             SELECT video_id, arg_max(source, failed_at) AS source
-            FROM failures WHERE stage = 'crawl' GROUP BY video_id),
+            FROM failures WHERE stage = {_CRAWL} GROUP BY video_id),
         seen AS (
             SELECT video_id, source FROM videos_latest
             UNION SELECT video_id, source FROM crawl_failed),
@@ -511,9 +514,9 @@ OBJECTS: tuple[QualityObject, ...] = (
                count(*) FILTER (WHERE v.status = 'ok' AND l.video_id IS NOT NULL) AS labelled
         FROM seen s
         LEFT JOIN videos_latest v ON v.video_id = s.video_id
-        LEFT JOIN quality_stage_status c ON c.video_id = s.video_id AND c.stage = 'crawl'
-        LEFT JOIN quality_stage_status sc ON sc.video_id = s.video_id AND sc.stage = 'scenes'
-        LEFT JOIN quality_stage_status a ON a.video_id = s.video_id AND a.stage = 'asr'
+        LEFT JOIN quality_stage_status c ON c.video_id = s.video_id AND c.stage = {_CRAWL}
+        LEFT JOIN quality_stage_status sc ON sc.video_id = s.video_id AND sc.stage = {_SCENES}
+        LEFT JOIN quality_stage_status a ON a.video_id = s.video_id AND a.stage = {_ASR}
         LEFT JOIN labelled l ON l.video_id = s.video_id
         GROUP BY s.source ORDER BY discovered DESC, s.source
         """,
@@ -564,7 +567,7 @@ OBJECTS: tuple[QualityObject, ...] = (
         "quality_asr_coverage",
         "Per good video: ASR done, segments, speech seconds and their share of the duration "
         "(coverage), mean segment avg_logprob and no_speech_prob, language.",
-        """
+        f"""
         WITH seg AS (
             SELECT video_id, count(*) AS n_segments,
                    sum(greatest(end_s - start_s, 0)) AS speech_s,
@@ -579,7 +582,7 @@ OBJECTS: tuple[QualityObject, ...] = (
                seg.mean_avg_logprob, seg.mean_no_speech_prob, seg.language
         FROM quality_videos v
         LEFT JOIN seg ON seg.video_id = v.video_id
-        LEFT JOIN quality_stage_status st ON st.video_id = v.video_id AND st.stage = 'asr'
+        LEFT JOIN quality_stage_status st ON st.video_id = v.video_id AND st.stage = {_ASR}
         """,
     ),
     _view(
@@ -640,7 +643,7 @@ OBJECTS: tuple[QualityObject, ...] = (
         "quality_scenes_per_video",
         "Per good video: scenes stage done, scenes, scenes per minute, mean and shortest "
         "scene, keyframes.",
-        """
+        f"""
         WITH s AS (
             SELECT video_id, count(*) AS n_scenes, avg(end_s - start_s) AS mean_scene_s,
                    min(end_s - start_s) AS min_scene_s, count(keyframe_path) AS n_keyframes
@@ -651,7 +654,7 @@ OBJECTS: tuple[QualityObject, ...] = (
                s.mean_scene_s, s.min_scene_s, coalesce(s.n_keyframes, 0) AS n_keyframes
         FROM quality_videos v
         LEFT JOIN s ON s.video_id = v.video_id
-        LEFT JOIN quality_stage_status st ON st.video_id = v.video_id AND st.stage = 'scenes'
+        LEFT JOIN quality_stage_status st ON st.video_id = v.video_id AND st.stage = {_SCENES}
         """,
     ),
     _view(

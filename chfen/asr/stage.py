@@ -11,14 +11,15 @@ import logging
 import time
 from typing import Any
 
+from chfen import registry
 from chfen.asr.transcribe import AsrSetupError, Transcriber, Transcript
 from chfen.config import AsrConfig
 from chfen.media.audio import AudioError, load_audio
 from chfen.stages import StageError, StageResult, video_row
 from warehouse import Warehouse
 
-STAGE = "asr"
-STAGE_VERSION = "1"
+STAGE = registry.ASR
+STAGE_VERSION = registry.version(STAGE)
 
 NOTE_NO_AUDIO = "no audio track"
 

@@ -29,14 +29,14 @@ import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, UnsupportedError, unsmuggle_url
 
-from chfen import procs
+from chfen import procs, registry
 from chfen.config import CrawlConfig, SourceConfig
 from chfen.media.probe import MediaError, extract_audio, probe, sha256_file, verify_decodes
 from chfen.stages import Outcome, StageError, StageResult, Timer, run_for_video
 from warehouse import Warehouse
 
-STAGE = "crawl"
-STAGE_VERSION = "1"
+STAGE = registry.CRAWL
+STAGE_VERSION = registry.version(STAGE)
 PARTIAL_DIR = ".partial"
 
 log = logging.getLogger("chfen.crawl")

@@ -10,6 +10,7 @@ library, `labeling` and `flows` (docs/architecture.md).
   `queue_reasons`, and the same rules as SQL;
 - `chfen.domain.agreement`: Krippendorff's alpha, per-item and per-annotator agreement;
 - `chfen.domain.crew`: the simulated annotators and how each one votes.
+- `chfen.domain.stages`: the stage names (the rest of each stage: `chfen/registry.py`).
 """
 
 from chfen.domain.agreement import (

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chfen import registry
 from chfen.asr.stage import STAGE_VERSION as ASR_VERSION
 from chfen.config import EmbedConfig
 from chfen.embed.faces import CASCADE, CROP_MARGIN
@@ -25,7 +26,7 @@ from chfen.embed.sources import ModelSource, Role, identity_hash, resolve_model
 from chfen.media.scenes import STAGE_VERSION as SCENES_VERSION
 from chfen.modalities import MODALITIES
 
-STAGE = "embed"
+STAGE = registry.EMBED
 STAGE_CODE_VERSION = "1"
 
 # Bump one when the code computing that modality changes its vectors.

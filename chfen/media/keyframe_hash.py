@@ -10,12 +10,17 @@ differ by 10 bits or more.
 
 Flat (nearly uniform) keyframes carry no shape to hash; they get a null hash, which matches
 nothing. The SQL that pairs hashes lives in `warehouse.quality`.
+
+The stage `keyframe_hash` (chfen/registry.py) runs after `scenes`, in the pipeline, and
+incrementally before the quality report and training (`fill_keyframe_hashes`); each video it
+hashed is done in the stage ledger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,9 +29,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from chfen import registry
+from chfen.stages import StageResult, Timer
 from warehouse import Warehouse
 
-ALGORITHM = "dct-phash-64/1"
+STAGE = registry.KEYFRAME_HASH
+STAGE_VERSION = registry.version(STAGE)
+SCENES = registry.get(STAGE).after[0]  # the stage whose keyframes are hashed
+ALGORITHM = "dct-phash-64/1"  # a new algorithm: bump the stage version in chfen/registry.py
 HASH_SIZE = 8  # 8x8 = 64 bits
 SHRINK = 32  # the DCT runs over a SHRINK x SHRINK grey image
 FLAT_STD = 2.0  # grey levels: below this standard deviation a keyframe counts as flat
@@ -74,12 +84,78 @@ MISSING_HASHES_SQL = """
 """
 
 
-def keyframes_without_hash(wh: Warehouse, limit: int | None = None) -> list[dict[str, Any]]:
-    """Keyframes that need a (new) hash: video_id, scene_idx, keyframe_path."""
-    sql = MISSING_HASHES_SQL + " ORDER BY s.video_id, s.scene_idx"
+def keyframes_without_hash(
+    wh: Warehouse, limit: int | None = None, video_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Keyframes that need a (new) hash: video_id, scene_idx, keyframe_path (of one video if
+    `video_id` is given)."""
+    sql = MISSING_HASHES_SQL + (" AND s.video_id = $video_id" if video_id is not None else "")
+    sql += " ORDER BY s.video_id, s.scene_idx"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return wh.rows(sql, {"algorithm": ALGORITHM})
+    params: dict[str, Any] = {"algorithm": ALGORITHM}
+    if video_id is not None:
+        params["video_id"] = video_id
+    return wh.rows(sql, params)
+
+
+def pending_videos(wh: Warehouse, *, retry_failed: bool = False) -> list[str]:
+    """Videos the stage has work for, by id: those with keyframes that lack a current hash
+    (new scenes, a re-run of the scenes stage, a new algorithm), and those whose scenes stage
+    is done without a ledger row of this stage at its version (a video without keyframes, or a
+    warehouse hashed before hashing had ledger rows: done with nothing to write)."""
+    skip = "('done')" if retry_failed else "('done', 'failed')"
+    sql = f"""
+        SELECT DISTINCT video_id FROM ({MISSING_HASHES_SQL})
+        UNION
+        SELECT s.video_id FROM stage_runs_latest s
+        JOIN videos_latest v ON v.video_id = s.video_id AND v.status = 'ok'
+        WHERE s.stage = $scenes AND s.status = 'done' AND NOT EXISTS (
+            SELECT 1 FROM stage_runs_latest k
+            WHERE k.video_id = s.video_id AND k.stage = $stage AND k.stage_version = $version
+              AND k.status IN {skip})
+        ORDER BY video_id
+    """
+    params = {"algorithm": ALGORITHM, "scenes": SCENES, "stage": STAGE, "version": STAGE_VERSION}
+    return [r["video_id"] for r in wh.rows(sql, params)]
+
+
+class KeyframeHashStage:
+    """The keyframe-hash stage for one video (`chfen.stages` contract): hashes the video's
+    keyframes that lack a current hash. `fill_keyframe_hashes` runs it for many videos at
+    once, with one commit per batch instead of two per video."""
+
+    name = STAGE
+    version = STAGE_VERSION
+
+    def __init__(self, wh: Warehouse, workers: int = 2):
+        self.wh, self.workers = wh, max(1, workers)
+
+    def hash_rows(self, keyframes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`keyframe_hashes` rows for these keyframes (OpenCV releases the GIL while it
+        decodes and resizes, so a few threads help)."""
+        media = self.wh.root.media_dir()
+        with ThreadPoolExecutor(self.workers) as pool:
+            hashes: Sequence[int | None] = list(
+                pool.map(lambda r: phash_file(media / r["keyframe_path"]), keyframes)
+            )
+        now = dt.datetime.now(dt.UTC)
+        return [
+            {
+                "video_id": r["video_id"],
+                "scene_idx": r["scene_idx"],
+                "phash": h,
+                "algorithm": ALGORITHM,
+                "created_at": now,
+            }
+            for r, h in zip(keyframes, hashes, strict=True)
+        ]
+
+    def __call__(self, video_id: str) -> StageResult:
+        timer = Timer()
+        with timer("hash"):
+            rows = self.hash_rows(keyframes_without_hash(self.wh, video_id=video_id))
+        return StageResult(video_id, {"keyframe_hashes": rows}, timer.timings)
 
 
 def fill_keyframe_hashes(
@@ -88,39 +164,67 @@ def fill_keyframe_hashes(
     limit: int | None = None,
     workers: int = 2,
     on_progress: Callable[[int, int], None] | None = None,
+    retry_failed: bool = False,
 ) -> int:
-    """Hash every keyframe that lacks a current hash; returns the rows written.
+    """Run the keyframe-hash stage for every pending video (`pending_videos`, at most `limit`
+    videos); returns the hash rows written.
 
     Incremental: a keyframe is hashed again only when its scenes row is newer than its hash
-    (the scenes stage re-ran) or the algorithm changed. OpenCV releases the GIL while it
-    decodes and resizes, so a few threads help.
+    (the scenes stage re-ran) or the algorithm changed, and a video is done in the stage
+    ledger once its keyframes are hashed: a second run finds nothing to do. Videos go in
+    batches of about BATCH keyframes, each batch one commit of hashes and one of ledger rows;
+    a batch that fails is marked failed for each of its videos, and the others go on.
     """
-    todo = keyframes_without_hash(wh, limit)
-    if not todo:
+    videos = pending_videos(wh, retry_failed=retry_failed)[:limit]
+    if not videos:
         return 0
-    media = wh.root.media_dir()
+    wanted = set(videos)
+    by_video: dict[str, list[dict[str, Any]]] = {v: [] for v in videos}
+    for r in keyframes_without_hash(wh):
+        if r["video_id"] in wanted:
+            by_video[r["video_id"]].append(r)
+    total = sum(len(k) for k in by_video.values())
+    stage = KeyframeHashStage(wh, workers)
     written = 0
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for start in range(0, len(todo), BATCH):
-            chunk = todo[start : start + BATCH]
-            hashes: Sequence[int | None] = list(
-                pool.map(lambda r: phash_file(media / r["keyframe_path"]), chunk)
-            )
-            now = dt.datetime.now(dt.UTC)
-            rows = [
-                {
-                    "video_id": r["video_id"],
-                    "scene_idx": r["scene_idx"],
-                    "phash": h,
-                    "algorithm": ALGORITHM,
-                    "created_at": now,
-                }
-                for r, h in zip(chunk, hashes, strict=True)
-            ]
+    for batch in _batches(videos, by_video):
+        started = dt.datetime.now(dt.UTC)
+        t0 = time.perf_counter()
+        keyframes = [k for v in batch for k in by_video[v]]
+        try:
+            rows = stage.hash_rows(keyframes)
             wh.append("keyframe_hashes", rows, refresh_catalog=False)
-            written += len(rows)
-            if on_progress is not None:
-                on_progress(written, len(todo))
+        except Exception as exc:  # a bug: record it for each video of the batch, go on
+            log.exception("[%s] a batch of %d video(s) failed", STAGE, len(batch))
+            for vid in batch:
+                wh.mark_failed(
+                    vid, STAGE, STAGE_VERSION, f"{type(exc).__name__}: {exc}",
+                    error_kind="internal", started_at=started,
+                )  # fmt: skip
+            continue
+        seconds = time.perf_counter() - t0
+        share = seconds / max(1, len(keyframes))
+        wh.mark_done_many(
+            STAGE,
+            STAGE_VERSION,
+            [(v, {"hash": share * len(by_video[v])}, started) for v in batch],
+            refresh_catalog=False,
+        )
+        written += len(rows)
+        if on_progress is not None:
+            on_progress(written, total)
     wh.refresh_catalog()
-    log.info("hashed %d keyframe(s) of %d video(s)", written, len({r["video_id"] for r in todo}))
+    log.info("hashed %d keyframe(s) of %d video(s)", written, len(videos))
     return written
+
+
+def _batches(videos: Sequence[str], by_video: dict[str, list[Any]]) -> list[list[str]]:
+    """Whole videos in batches of about BATCH keyframes (a video is never split)."""
+    batches: list[list[str]] = [[]]
+    size = 0
+    for v in videos:
+        if batches[-1] and size + len(by_video[v]) > BATCH:
+            batches.append([])
+            size = 0
+        batches[-1].append(v)
+        size += len(by_video[v])
+    return batches

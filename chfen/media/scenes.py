@@ -46,12 +46,13 @@ from scenedetect.detectors import (
 )
 from scenedetect.scene_manager import compute_downscale_factor
 
+from chfen import registry
 from chfen.config import ScenesConfig
 from chfen.stages import StageError, StageResult, video_row
 from warehouse import Warehouse
 
-STAGE = "scenes"
-STAGE_VERSION = "1"
+STAGE = registry.SCENES
+STAGE_VERSION = registry.version(STAGE)
 
 KEYFRAMES_DIR = "keyframes"
 STILLS_DIR = "frames"

@@ -28,6 +28,7 @@ def test_pipeline_end_to_end_and_incremental(
     n = len(good)
     assert first["crawl"]["downloaded"] == n and first["crawl"]["failed"] == 0
     assert first["process"]["scenes"]["done"] == n and first["process"]["asr"]["done"] == n
+    assert first["keyframe_hash"]["videos"] == n and first["keyframe_hash"]["hashed"] > 0
     assert first["label_push"]["pushed"] == n
     sim = first["simulation"]
     assert sim["simulation"] is True and len(sim["annotators"]) == 3
@@ -45,6 +46,7 @@ def test_pipeline_end_to_end_and_incremental(
     # port 0 gives the site a new address each run: pages are new URLs, yet the same videos
     assert second["crawl"]["downloaded"] == 0 and second["crawl"]["already_known"] == n
     assert second["process"]["scenes"]["done"] == 0 and second["process"]["asr"]["done"] == 0
+    assert second["keyframe_hash"] == {"videos": 0, "hashed": 0}  # done in the ledger
     assert second["label_push"]["pushed"] == 0
     assert sum(second["simulation"]["created"].values()) == 0
     assert second["label_pull"]["new"] == 0 and second["label_pull"]["updated"] == 0

@@ -11,11 +11,17 @@ import numpy as np
 
 from chfen.media.keyframe_hash import (
     ALGORITHM,
+    SCENES,
+    STAGE,
+    STAGE_VERSION,
+    KeyframeHashStage,
     fill_keyframe_hashes,
     hamming,
+    pending_videos,
     phash_file,
     phash_image,
 )
+from chfen.stages import run_for_video
 from warehouse import Warehouse
 
 
@@ -100,3 +106,47 @@ def test_fill_is_incremental_and_follows_scene_reruns(tmp_path: Path) -> None:
     wh.append("scenes", _scene_rows("a", 1, dt.datetime.now(dt.UTC)))
     assert fill_keyframe_hashes(wh) == 1
     assert fill_keyframe_hashes(wh) == 0
+
+
+def test_hashing_is_a_ledger_stage_skipped_on_a_second_run(tmp_path: Path) -> None:
+    """Each video hashed gets a `done` row of the keyframe_hash stage; a second run finds no
+    pending video and writes nothing. A video whose scenes are done but whose keyframes were
+    hashed before the stage had ledger rows (an older warehouse) is marked done, unhashed."""
+    wh = Warehouse(tmp_path / "data")
+    wh.append("videos", [{"video_id": v, "status": "ok"} for v in ("a", "b", "old")])
+    for vid in ("a", "b", "old"):
+        folder = wh.root.media_dir(vid) / "keyframes"
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / "scene_0000.jpg"), picture(len(vid)))
+    created = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    wh.append("scenes", [r for v in ("a", "b", "old") for r in _scene_rows(v, 1, created)])
+    for vid in ("a", "b", "old"):
+        wh.mark_done(vid, SCENES, "1")
+    wh.append(  # `old` was hashed by the quality report before hashing had ledger rows
+        "keyframe_hashes",
+        [{"video_id": "old", "scene_idx": 0, "phash": 1, "algorithm": ALGORITHM,
+          "created_at": dt.datetime.now(dt.UTC)}],
+    )  # fmt: skip
+    assert pending_videos(wh) == ["a", "b", "old"]
+
+    assert fill_keyframe_hashes(wh) == 2
+    ledger = wh.rows(
+        "SELECT video_id, stage_version, status FROM stage_runs_latest WHERE stage = ? "
+        "ORDER BY video_id",
+        [STAGE],
+    )
+    assert ledger == [
+        {"video_id": v, "stage_version": STAGE_VERSION, "status": "done"} for v in ("a", "b", "old")
+    ]
+    assert wh.rows("SELECT phash FROM keyframe_hashes WHERE video_id = 'old'") == [{"phash": 1}]
+    runs = wh.count("stage_runs")
+    assert pending_videos(wh) == []
+    assert fill_keyframe_hashes(wh) == 0
+    assert wh.count("stage_runs") == runs  # skipped: no new ledger rows
+
+    # the stage contract: one video through run_for_video
+    wh.append("scenes", _scene_rows("a", 1, dt.datetime.now(dt.UTC)))  # scenes re-ran for a
+    assert pending_videos(wh) == ["a"]
+    outcome = run_for_video(wh, STAGE, STAGE_VERSION, "a", KeyframeHashStage(wh))
+    assert outcome.ok and outcome.rows == {"keyframe_hashes": 1}
+    assert pending_videos(wh) == []
