@@ -184,6 +184,14 @@ def _selection_html(history: Mapping[str, Any]) -> str:
         )
     elif sel.get("method"):
         parts.append(f"<p>Epochs: {html.escape(json.dumps(sel))}.</p>")
+    l2 = sel.get("head_l2") or {}
+    if l2:
+        cells = ", ".join(f"{html.escape(k)} {v:g}" for k, v in l2.items())
+        parts.append(
+            "<p>L2 strength of each modality head, the candidate with the lowest held-out loss "
+            f"(<code>train.head_l2_grid</code>): {cells}. A head pushed to the strongest "
+            "penalty found little to learn in its modality.</p>"
+        )
     weights = history.get("mixing_weights") or {}
     if weights:
         cells = ", ".join(f"{html.escape(k)} {v:.2f}" for k, v in weights.items())
