@@ -100,6 +100,10 @@ def test_the_run_leaves_checkpoint_config_and_report(run: RunResult, settings: S
     assert f"{selection['folds']}-fold cross-validation" in page
     assert f"<b>{selection['epochs']}</b> epochs" in page
     assert "Weight of each expert" in page
+    # every modality head's L2 came from the grid, and the page names it
+    assert set(selection["head_l2"]) == set(run.modalities)
+    assert set(selection["head_l2"].values()) <= set(run.config.head_l2_grid)
+    assert "L2 strength of each modality head" in page
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["train"] == run.config.model_dump(mode="json")
     assert config["settings"]["train"] == config["train"]  # the resolved config of the run
