@@ -192,7 +192,8 @@ def fill_keyframe_hashes(
         keyframes = [k for v in batch for k in by_video[v]]
         try:
             rows = stage.hash_rows(keyframes)
-            wh.append("keyframe_hashes", rows, refresh_catalog=False)
+            if rows:  # none: every video of the batch was hashed before it had ledger rows
+                wh.append("keyframe_hashes", rows, refresh_catalog=False)
         except Exception as exc:  # a bug: record it for each video of the batch, go on
             log.exception("[%s] a batch of %d video(s) failed", STAGE, len(batch))
             for vid in batch:

@@ -150,3 +150,29 @@ def test_hashing_is_a_ledger_stage_skipped_on_a_second_run(tmp_path: Path) -> No
     outcome = run_for_video(wh, STAGE, STAGE_VERSION, "a", KeyframeHashStage(wh))
     assert outcome.ok and outcome.rows == {"keyframe_hashes": 1}
     assert pending_videos(wh) == []
+
+
+def test_a_warehouse_hashed_before_the_ledger_is_marked_done_without_writing(
+    tmp_path: Path,
+) -> None:
+    """Every video's keyframes were hashed (by the quality report) before hashing had ledger
+    rows: the stage writes no hash, only `done` rows (an empty batch once failed here)."""
+    wh = Warehouse(tmp_path / "data")
+    wh.append("videos", [{"video_id": v, "status": "ok"} for v in ("x", "y")])
+    created = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    wh.append("scenes", [r for v in ("x", "y") for r in _scene_rows(v, 1, created)])
+    for vid in ("x", "y"):
+        wh.mark_done(vid, SCENES, "1")
+    wh.append(
+        "keyframe_hashes",
+        [{"video_id": v, "scene_idx": 0, "phash": 7, "algorithm": ALGORITHM,
+          "created_at": dt.datetime.now(dt.UTC)} for v in ("x", "y")],
+    )  # fmt: skip
+    assert pending_videos(wh) == ["x", "y"]
+    assert fill_keyframe_hashes(wh) == 0
+    ledger = wh.rows(
+        "SELECT video_id, status FROM stage_runs_latest WHERE stage = ? ORDER BY video_id",
+        [STAGE],
+    )
+    assert ledger == [{"video_id": v, "status": "done"} for v in ("x", "y")]
+    assert pending_videos(wh) == []
