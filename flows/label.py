@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger
 from chfen.config import Settings
 from flows.runtime import ResolvedSettings, report, resolve_settings
 from labeling.agreement import project_agreement
+from labeling.imported import submit_imported_labels
 from labeling.pull import pull_annotations
 from labeling.push import push_tasks
 from labeling.simulate import simulate_annotations
@@ -54,7 +55,8 @@ def label_push_flow(
     overrides: list[str] | None = None,
     settings: ResolvedSettings = None,
 ) -> dict:
-    """Push tasks (with the latest model's pre-annotations, when one exists) to Label Studio."""
+    """Push tasks (with the latest model's pre-annotations, when one exists) to Label Studio,
+    then the labels of imported datasets as their users' annotations."""
     logger = get_run_logger()
     settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
@@ -71,6 +73,9 @@ def label_push_flow(
         logger.info("pre-annotations from the latest model for %d video(s)", len(predictions))
     result = push_tasks(settings, wh, predictions=predictions, on_batch=on_batch, say=logger.info)
     wh.refresh_catalog()
+    # labels of imported datasets (`chfen import`) go in as their users' annotations once the
+    # files' tasks exist
+    imported = submit_imported_labels(settings, wh, say=logger.info)
     return {
         "project_id": result.project_id,
         "pushed": len(result.pushed),
@@ -78,6 +83,7 @@ def label_push_flow(
         "already_pushed": result.already_pushed,
         "predictions_added": len(result.predictions_added),
         "failed": result.failed,
+        "imported_labels": sum(imported.created.values()) if imported else 0,
         "seconds": round(result.seconds, 2),
     }
 

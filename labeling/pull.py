@@ -9,6 +9,9 @@ annotator on one task) and appends only what changed:
   `deleted=True` is appended (annotations_latest then shows it deleted);
 - anything else: nothing is written, so pulling twice changes nothing.
 
+Each row's `origin` says who voted: `person`, `simulated` (the demo's crew) or `imported` (a
+dataset brought in with `chfen import`), read from the annotator (`chfen.domain.origins`).
+
 The watermark (`last_pull_watermark`) is max(updated_at) of the project's stored annotations:
 everything Label Studio changed after it is new. The download itself is the whole project,
 because a deletion can only be seen by its absence.
@@ -33,6 +36,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from chfen import registry
 from chfen.config import Settings
+from chfen.domain.origins import origin_of
 from labeling import config as lc
 from labeling.project import connect, describe_api_error, ensure_project, is_unreachable
 from labeling.server import LabelStudioError
@@ -161,13 +165,14 @@ def annotation_rows(
                 )
             parsed = parse_result(ann.get("result") or [], float(fps or 30.0))
             updated = parse_time(ann.get("updated_at")) or parse_time(ann.get("created_at"))
+            annotator = _annotator(ann.get("completed_by"), users)
             rows.append(
                 {
                     "annotation_id": int(ann["id"]),
                     "task_id": int(task["id"]),
                     "project_id": project_id,
                     "video_id": video_id,
-                    "annotator": _annotator(ann.get("completed_by"), users),
+                    "annotator": annotator,
                     "choice": parsed["choice"],
                     "intensity": parsed["intensity"],
                     "segments_json": json.dumps(parsed["segments"]),
@@ -180,6 +185,7 @@ def annotation_rows(
                     "created_at": parse_time(ann.get("created_at")),
                     "updated_at": updated or pulled_at,
                     "pulled_at": pulled_at,
+                    "origin": origin_of(annotator),
                 }
             )
     return rows, warnings
@@ -326,6 +332,7 @@ def pull_annotations(
                 deleted=True,
                 updated_at=max(now, old["updated_at"] + dt.timedelta(microseconds=1)),
                 pulled_at=now,
+                origin=origin_of(old["annotator"]),
             )
             out.append(gone)
             report.deleted += 1

@@ -43,6 +43,7 @@ __all__ = [
     "SimulatedAnnotator",
     "SimulationReport",
     "default_crew",
+    "completed_by",
     "ensure_user",
     "sim_email",
     "simulate_annotations",
@@ -97,7 +98,7 @@ def simulated_result(
     return result
 
 
-def ensure_user(client: LabelStudio, email: str) -> int:
+def ensure_user(client: LabelStudio, email: str, first_name: str = "Simulated") -> int:
     """The Label Studio user id of `email`, created (with a random password) if missing."""
     for user in client.users.list():
         if (user.email or "").lower() == email.lower() and user.id is not None:
@@ -105,7 +106,7 @@ def ensure_user(client: LabelStudio, email: str) -> int:
     user = client.users.create(
         username=email,
         email=email,
-        first_name="Simulated",
+        first_name=first_name,
         last_name=email.split("@")[0],
         password=secrets.token_urlsafe(16),
     )
@@ -146,7 +147,7 @@ def simulate_annotations(
                     if video_id and video_id not in report.no_ground_truth:
                         report.no_ground_truth.append(video_id)
                     continue
-                if any(_completed_by(a) == uid for a in task.annotations or []):
+                if any(completed_by(a) == uid for a in task.annotations or []):
                     report.already_done += 1
                     continue
                 rng = random.Random(f"{seed}:{annotator.email}:{video_id}")
@@ -188,7 +189,8 @@ def simulate_annotations(
     return report
 
 
-def _completed_by(annotation: Any) -> int | None:
+def completed_by(annotation: Any) -> int | None:
+    """The Label Studio user id that made an annotation (an SDK object or a dict)."""
     value = (
         annotation.get("completed_by")
         if isinstance(annotation, Mapping)

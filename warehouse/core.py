@@ -297,7 +297,14 @@ class Warehouse:
             return self.version(table)
         uri = self.root.table_uri(table)
         try:
-            write_deltalake(uri, data, mode="append", storage_options=self.root.storage_options)
+            # "merge": a column added to the schema (always nullable) joins an older table
+            write_deltalake(
+                uri,
+                data,
+                mode="append",
+                schema_mode="merge",
+                storage_options=self.root.storage_options,
+            )
         except Exception as exc:
             raise WarehouseError(f"commit to table {table} failed: {exc}") from exc
         version = self.version(table)

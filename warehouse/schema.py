@@ -241,6 +241,9 @@ ANNOTATIONS = _spec(
         _f("created_at", TS),
         _f("updated_at", TS, False),
         _f("pulled_at", TS),
+        # person | simulated | imported (chfen.domain.origins.origin_of the annotator); added
+        # later: null on rows pulled before it existed
+        _f("origin", pa.string()),
     ],
     key=("annotation_id",),
     latest_by="updated_at",

@@ -32,6 +32,9 @@ class ProbeInfo:
     video_codec: str
     audio_codec: str | None
     file_size: int
+    # False only for an audio-only file probed with `allow_audio_only`: the picture fields
+    # (width, height, fps, frame_count, video_codec) are then 0/None/"" and mean "absent".
+    has_video: bool = True
 
 
 def _rate(text: str | None) -> float:
@@ -42,8 +45,9 @@ def _rate(text: str | None) -> float:
     return float(value) if value.denominator else 0.0
 
 
-def probe(path: Path) -> ProbeInfo:
-    """Container and stream facts; MediaError when there is no decodable video stream."""
+def probe(path: Path, *, allow_audio_only: bool = False) -> ProbeInfo:
+    """Container and stream facts; MediaError when there is no video stream (with
+    `allow_audio_only`: when there is neither a video nor an audio stream)."""
     try:
         meta = ffmpeg.probe(str(path))
     except ffmpeg.Error as exc:
@@ -51,10 +55,37 @@ def probe(path: Path) -> ProbeInfo:
         lines = detail.strip().splitlines()
         raise MediaError(f"ffprobe cannot read the file: {lines[-1] if lines else exc}") from None
     streams = meta.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"), None)
-    if video is None:
-        raise MediaError("the file has no video stream")
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video"
+            # cover art of an audio file is a one-picture "video" stream, not a video
+            and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None and allow_audio_only and audio is not None:
+        return ProbeInfo(
+            duration_s=float(meta.get("format", {}).get("duration") or audio.get("duration") or 0),
+            width=0,
+            height=0,
+            fps=0.0,
+            variable_fps=False,
+            frame_count=None,
+            has_audio=True,
+            video_codec="",
+            audio_codec=str(audio.get("codec_name")),
+            file_size=path.stat().st_size,
+            has_video=False,
+        )
+    if video is None:
+        raise MediaError(
+            "the file has neither a video nor an audio stream"
+            if allow_audio_only
+            else "the file has no video stream"
+        )
     duration = float(meta.get("format", {}).get("duration") or video.get("duration") or 0)
     avg = _rate(video.get("avg_frame_rate"))
     real = _rate(video.get("r_frame_rate"))
@@ -112,6 +143,33 @@ def verify_decodes(path: Path, info: ProbeInfo, *, tolerance_s: float = 0.5) -> 
     if info.frame_count and frames + max(2, 0.02 * info.frame_count) < info.frame_count:
         raise MediaError(f"decoded {frames} of {info.frame_count} frames: the file is truncated")
     return DecodeCheck(frames, span)
+
+
+def verify_audio_decodes(path: Path, info: ProbeInfo, *, tolerance_s: float = 0.5) -> float:
+    """Decode the first audio stream whole; the seconds decoded, or MediaError when decoding
+    fails or stops short of the container's duration (a truncated file)."""
+    cmd = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror",
+        "-i", str(path), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    out_us = "0"
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "out_time_us":
+            out_us = value.strip()
+    decoded_s = int(out_us) / 1e6 if out_us.lstrip("-").isdigit() else 0.0
+    if proc.returncode != 0:
+        err = proc.stderr.replace(str(path), path.name).strip().splitlines()
+        raise MediaError(f"audio decoding failed: {err[-1] if err else 'ffmpeg error'}")
+    if decoded_s <= 0:
+        raise MediaError("no audio could be decoded")
+    if decoded_s + tolerance_s < info.duration_s:
+        raise MediaError(
+            f"only {decoded_s:.2f} s of {info.duration_s:.2f} s of audio decoded: "
+            "the file is truncated"
+        )
+    return decoded_s
 
 
 def extract_audio(path: Path, out: Path, sample_rate: int = 16000) -> Path:

@@ -644,6 +644,8 @@ class ScenesStage:
                 video_id, STAGE, f"video file missing: {video}; re-crawl the video", "corrupt"
             )
         out_dir = self.media_root / video_id
+        if _audio_only(video):
+            return self._audio_only(video_id, out_dir)
         tag = f".partial-{uuid.uuid4().hex[:8]}"
         keyframes_tmp = out_dir / (KEYFRAMES_DIR + tag)
         stills_tmp = out_dir / (STILLS_DIR + tag)
@@ -701,3 +703,37 @@ class ScenesStage:
             for s in scan.scenes
         ]
         return StageResult(video_id, {"scenes": rows}, scan.timings)
+
+    def _audio_only(self, video_id: str, out_dir: Path) -> StageResult:
+        """An audio-only file (e.g. an imported speech clip): no picture, so no scenes, no
+        keyframes and an empty stills index; the embeddings then store scene and face as
+        absent, as for any missing modality."""
+        stills_tmp = out_dir / (STILLS_DIR + f".partial-{uuid.uuid4().hex[:8]}")
+        keyframes_tmp = out_dir / (KEYFRAMES_DIR + f".partial-{uuid.uuid4().hex[:8]}")
+        try:
+            stills_tmp.mkdir(parents=True)
+            keyframes_tmp.mkdir(parents=True)
+            index = {"rate": self.cfg.stills_per_second, "stills": []}
+            (stills_tmp / STILLS_INDEX).write_text(json.dumps(index), encoding="utf-8")
+            _replace_dir(keyframes_tmp, out_dir / KEYFRAMES_DIR)
+            _replace_dir(stills_tmp, out_dir / STILLS_DIR)
+        finally:
+            shutil.rmtree(keyframes_tmp, ignore_errors=True)
+            shutil.rmtree(stills_tmp, ignore_errors=True)
+        return StageResult(video_id, {"scenes": []}, note=AUDIO_ONLY_NOTE)
+
+
+AUDIO_ONLY_NOTE = "audio only: no scenes, stills or faces"
+
+
+def _audio_only(path: Path) -> bool:
+    """Whether the file has sound and no picture (cover art is not a picture)."""
+    try:
+        with av.open(str(path)) as container:
+            pictures = [
+                st for st in container.streams.video
+                if not (st.disposition & av.stream.Disposition.attached_pic)
+            ]  # fmt: skip
+            return not pictures and bool(container.streams.audio)
+    except (av.FFmpegError, OSError):
+        return False  # the scan says what is wrong with it

@@ -7,6 +7,7 @@ that run flows, and maps errors to exit codes (`EXIT_CODES`, shown by `chfen --h
 commands, by group:
 
     stages.py    run, crawl, process, embed, quality
+    imports.py   import (a local folder of media files and its labels)
     training.py  predict, train, train ablations
     tables.py    sql, warehouse compact|info
     services.py  serve, demo-site, prefect start|stop|status, labelstudio start|stop|status
@@ -16,11 +17,11 @@ commands, by group:
 show.py has the consoles and the tables of the flows' summaries.
 """
 
-from flows.cli import labels, services, settings, stages, tables, training  # noqa: F401
+from flows.cli import imports, labels, services, settings, stages, tables, training  # noqa: F401
 from flows.cli.runner import EXIT_CODES, app, exit_code_for, state
 
 # `chfen --help` lists commands, then groups, in this order (the pipeline first).
-HELP_ORDER = ("run", "crawl", "process", "embed", "quality", "train", "predict", "sql",
+HELP_ORDER = ("run", "import", "crawl", "process", "embed", "quality", "train", "predict", "sql",
               "warehouse", "label", "demo", "labelstudio", "prefect", "serve", "demo-site",
               "config")  # fmt: skip
 app.registered_commands.sort(key=lambda c: HELP_ORDER.index(c.name))
