@@ -25,8 +25,8 @@ from chfen.ingest import imported_votes
 from labeling import config as lc
 from labeling.project import connect, describe_api_error, ensure_project, is_unreachable
 from labeling.server import LabelStudioError
-from warehouse import Warehouse
 from labeling.simulate import completed_by, ensure_user
+from warehouse import Warehouse
 
 log = logging.getLogger("labeling.imported")
 

@@ -131,8 +131,7 @@ def map_label(word: str, label_map: Mapping[str, str], where: str) -> str:
         return _ours()[key]
     hint = "; give a --label-map that maps it" if label_map or key else ""
     raise LabelsError(
-        f"{where}: unknown label {word!r} (ours: {', '.join(CHOICES)}){hint}; "
-        "nothing was imported"
+        f"{where}: unknown label {word!r} (ours: {', '.join(CHOICES)}){hint}; nothing was imported"
     )
 
 
@@ -142,12 +141,13 @@ def map_label(word: str, label_map: Mapping[str, str], where: str) -> str:
 def read_labels_csv(
     path: Path,
     label_map: Mapping[str, str] | None = None,
-    columns: Columns = Columns(),
+    columns: Columns | None = None,
 ) -> tuple[str, list[LabelRow]]:
     """(shape, rows) of a labels CSV; the shape is RATINGS when it has a rater column."""
     if not path.is_file():
         raise LabelsError(f"labels file {path} does not exist")
     label_map = label_map or {}
+    columns = columns or Columns()
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]

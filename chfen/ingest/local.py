@@ -33,8 +33,8 @@ import os
 import shutil
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,7 +164,9 @@ def _inside(folder: Path, file: str, where: str) -> tuple[str, Path]:
     """(posix path inside the folder, absolute path) of a path a labels row names."""
     given = Path(file.replace("\\", "/"))
     if given.is_absolute():
-        raise DatasetImportError(f"{where}: {file!r} is an absolute path; give it relative to {folder}")
+        raise DatasetImportError(
+            f"{where}: {file!r} is an absolute path; give it relative to {folder}"
+        )
     full = (folder / given).resolve()
     try:
         rel = full.relative_to(folder)
@@ -189,7 +191,7 @@ def import_folder(
     labels: str | Path | None = None,
     preset: str | None = None,
     label_map: str | Path | Mapping[str, str] | None = None,
-    columns: Columns = Columns(),
+    columns: Columns | None = None,
     crawl: CrawlConfig | None = None,
     link: bool = False,
     dry_run: bool = False,
@@ -200,6 +202,7 @@ def import_folder(
     t0 = time.perf_counter()
     say = say or log.info
     crawl = crawl or CrawlConfig()
+    columns = columns or Columns()
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise DatasetImportError(f"{folder} is not a folder")
@@ -215,7 +218,9 @@ def import_folder(
         else dict(label_map or {})
     )
 
-    files = {rel: _File(rel, path, video_id_for_file(name, rel)) for rel, path in scan(root).items()}
+    files = {
+        rel: _File(rel, path, video_id_for_file(name, rel)) for rel, path in scan(root).items()
+    }
     shape: str | None = None
     rows: list[LabelRow] = []
     if labels is not None:
@@ -331,7 +336,9 @@ def _verify(f: _File, crawl: CrawlConfig) -> None:
         else:
             verify_audio_decodes(f.path, info)
     except MediaError as exc:
-        raise DatasetImportError(f"{_where(f)}: {f.rel} is not a usable media file: {exc}") from None
+        raise DatasetImportError(
+            f"{_where(f)}: {f.rel} is not a usable media file: {exc}"
+        ) from None
     if info.duration_s > crawl.max_duration_s:
         raise DatasetImportError(
             f"{_where(f)}: {f.rel} is {info.duration_s:.0f} s long; the limit is "
@@ -366,9 +373,7 @@ def _meta(f: _File) -> dict[str, Any]:
     return {"uploader": first.uploader, "title": first.title, "text": first.text}
 
 
-def _write(
-    wh: Warehouse, source: str, todo: list[_File], crawl: CrawlConfig, link: bool
-) -> None:
+def _write(wh: Warehouse, source: str, todo: list[_File], crawl: CrawlConfig, link: bool) -> None:
     media_root = wh.root.media_dir()
     partial = media_root / PARTIAL_DIR / f"import-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir(parents=True)

@@ -12,8 +12,9 @@ Labels (the viewer's response, Plutchik's eight):
 - which videos training keeps, their soft label (`train.no_emotion`: how "no clear emotion"
   votes count) and hard label: the domain layer's training rule,
   `chfen.domain.votes.training_target` (its module docstring defines them), with
-  `train.min_votes` and `train.min_agreement`; a kept video also needs at least one cached
-  embedding.
+  `train.min_votes` and `train.min_agreement` (an item carrying an imported dataset's own
+  label needs one vote: `chfen.domain.origins.min_votes_for`); a kept video also needs at
+  least one cached embedding.
 
 The split is by uploader (`videos.uploader`, else `uploader_id`, else the video alone), seeded:
 no uploader's videos are in two of train / validation / test. Re-uploads stay with their
@@ -39,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from chfen.domain.origins import min_votes_for
 from chfen.domain.votes import training_target, votes_from_rows
 from chfen.labels import EMOTION_INDEX, NO_EMOTION, PLUTCHIK
 from chfen.modalities import GLOBAL_INDEX, MODALITIES
@@ -397,7 +399,10 @@ def load_labeled(
         targets: dict[str, SoftTarget] = {}
         for video_id, by in votes.items():
             target = soft_target(
-                by.values(), min_votes=min_votes, min_agreement=min_agreement, no_emotion=no_emotion
+                by.values(),
+                min_votes=min_votes_for(by, min_votes),  # an imported dataset's label: one
+                min_agreement=min_agreement,
+                no_emotion=no_emotion,
             )
             if isinstance(target, str):
                 dropped[target] += 1

@@ -42,6 +42,7 @@ def new_agreed_labels(settings: Settings, wh: Warehouse) -> LabelCounts:
     Before the first run every agreed label is new and training waits for
     `prefect.train_min_labeled` of them; later runs wait for `prefect.retrain_min_new_labels`.
     """
+    from chfen.domain.origins import min_votes_for
     from chfen.domain.votes import training_target, votes_from_rows  # the training filters
 
     cfg = settings.train
@@ -57,7 +58,7 @@ def new_agreed_labels(settings: Settings, wh: Warehouse) -> LabelCounts:
         if not isinstance(
             training_target(
                 by.values(),
-                min_votes=cfg.min_votes,
+                min_votes=min_votes_for(by, cfg.min_votes),
                 min_agreement=cfg.min_agreement,
                 no_emotion=cfg.no_emotion,
             ),

@@ -31,14 +31,17 @@ def import_(
     ] = None,
     label_map: Annotated[
         Path | None,
-        typer.Option(help="CSV (their,ours) or YAML (their: ours) mapping the dataset's words "
-                     "onto ours.", dir_okay=False),
+        typer.Option(
+            help="CSV (their,ours) or YAML (their: ours) mapping the dataset's words onto ours.",
+            dir_okay=False,
+        ),
     ] = None,
     file_column: Annotated[str, typer.Option(help="Labels CSV column of the file path.")] = "file",
     label_column: Annotated[str, typer.Option(help="Labels CSV column of the label.")] = "label",
     rater_column: Annotated[str, typer.Option(help="Labels CSV column of the rater.")] = "rater",
     uploader_column: Annotated[
-        str, typer.Option(help="Labels CSV column of the speaker/actor/channel (the split's group).")
+        str,
+        typer.Option(help="Labels CSV column of the speaker/actor/channel (the split's group)."),
     ] = "uploader",
     title_column: Annotated[str, typer.Option(help="Labels CSV column of the title.")] = "title",
     text_column: Annotated[
