@@ -54,6 +54,10 @@ class WarehouseError(Exception):
     """A warehouse operation that cannot be done; the message says which table and why."""
 
 
+class ReadOnlyError(WarehouseError):
+    """SQL that would write (DDL, COPY, ATTACH, INSTALL, SET, ...) given to a read-only query."""
+
+
 class SchemaError(WarehouseError, ValueError):
     """Rows that do not match a table's schema. Nothing was written."""
 
@@ -61,6 +65,11 @@ class SchemaError(WarehouseError, ValueError):
         self.table, self.column = table, column
         where = f"{table}.{column}" if column else table
         super().__init__(f"rows rejected for table {where}: {reason} (nothing was written)")
+
+
+# What `query_read_only` runs; DuckDB's parser reports SHOW, DESCRIBE, SUMMARIZE, VALUES,
+# FROM-first queries and `PRAGMA show_tables` as SELECTs too.
+READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
 def utcnow() -> dt.datetime:
@@ -322,6 +331,57 @@ class Warehouse:
         names = tables if tables is not None else TABLES
         _create_all_views(con, {name: self.live_files(name)[1] for name in names})
         return con
+
+    def connect_read_only(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection like `connect`, but sealed: the tables are Arrow
+        datasets of their current snapshot (read by pyarrow, not by DuckDB's file system), and
+        DuckDB's external access is then switched off and its configuration locked, so no
+        statement can read or write a file, ATTACH a database (warehouse.duckdb included) or
+        INSTALL/LOAD an extension. Views over file paths would need the live files on an allow
+        list, and DuckDB lets a statement overwrite a file on that list."""
+        con = duckdb.connect()
+        names = list(tables if tables is not None else TABLES)
+        datasets = {name: self.dataset(name) for name in names}
+        _create_all_views(con, {name: [] for name in names})
+        for name, data in datasets.items():
+            con.execute(f"DROP TABLE {quote_ident(name)}")
+            con.register(name, data)  # a temporary view: resolved before the main schema
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    def query_read_only(self, sql: str) -> pa.Table:
+        """Run SQL typed by a person (`chfen sql`): only reading statements (SELECT, SHOW,
+        DESCRIBE, EXPLAIN, ...) over a sealed connection (`connect_read_only`); anything else
+        is a ReadOnlyError and nothing runs. Writing stays the pipeline's job."""
+        probe = duckdb.connect()
+        try:
+            statements = probe.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+        finally:
+            probe.close()
+        if not statements:
+            raise WarehouseError(f"no SQL statement to run in {sql.strip()!r}")
+        for statement in statements:
+            kind = statement.type.name
+            if kind not in READ_ONLY_STATEMENTS:
+                first = statement.query.strip().split(None, 1)[0].upper()
+                raise ReadOnlyError(
+                    f"`chfen sql` is read-only: {first} ({kind.lower()}) statements are refused "
+                    "and nothing was run. Writing is the pipeline's job; to export a result, "
+                    "use `chfen sql --csv ... > file.csv`."
+                )
+        tables = self._tables_in(sql)
+        if not tables and re.search(r"\b(show|information_schema|duckdb_\w+)\b", sql, re.I):
+            tables = list(TABLES)  # asks what there is: show all of it
+        con = self.connect_read_only(tables)
+        try:
+            return con.execute(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+        finally:
+            con.close()
 
     def _tables_in(self, sql: str) -> list[str]:
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))

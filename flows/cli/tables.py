@@ -29,8 +29,16 @@ def sql(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     limit: Annotated[int, typer.Option(help="Rows shown in the table view.")] = 50,
 ) -> None:
-    """Query the warehouse with DuckDB SQL (tables and their *_latest views)."""
-    result = open_warehouse().query(query)
+    """Query the warehouse with DuckDB SQL (tables and their *_latest views); read-only:
+    statements that would write (CREATE, COPY, ATTACH, INSTALL, SET, ...) are refused."""
+    from warehouse import ReadOnlyError
+
+    if not query.strip():
+        raise UsageError("no SQL given; e.g. chfen sql 'SELECT count(*) FROM videos_latest'")
+    try:
+        result = open_warehouse().query_read_only(query)
+    except ReadOnlyError as exc:
+        raise UsageError(str(exc)) from None
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(result.column_names)

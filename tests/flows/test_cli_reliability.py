@@ -1,0 +1,117 @@
+"""The command line under things going wrong (issue 18): a read-only `chfen sql`, short
+messages and the documented exit codes for expected errors, damaged tables. Real console
+script or real Typer app, real warehouse files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from warehouse import Warehouse
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHFEN_CONFIG", raising=False)
+    root = tmp_path / "data"
+    wh = Warehouse(root)
+    wh.append("videos", [{"video_id": "v1", "status": "ok", "title": "a"}])
+    wh.append("videos", [{"video_id": "v2", "status": "ok", "title": "b"}])
+    wh.append("scenes", [{"video_id": "v1", "scene_idx": 0, "start_s": 0.0, "end_s": 1.0}])
+    return root
+
+
+def chfen(root: Path, *args: str):
+    return runner.invoke(app, ["--set", f"data_root={root}", *args], env={"COLUMNS": "200"})
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Every file under the data root with a hash of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def catalog_views(root: Path) -> set[str]:
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    finally:
+        con.close()
+
+
+# ---- point 6: `chfen sql` is read-only ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT * FROM videos) TO '{out}/videos.csv'",
+        "COPY videos TO '{out}/videos.parquet' (FORMAT parquet)",
+        "ATTACH '{root}/warehouse.duckdb' AS w; DROP VIEW w.videos_latest",
+        "SELECT 1; DROP VIEW videos_latest",
+        "CREATE TABLE t AS SELECT 1",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "EXPORT DATABASE '{out}/dump'",
+    ],
+)
+def test_sql_refuses_statements_that_write(data_root: Path, tmp_path: Path, statement: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    before = fingerprint(data_root)
+    views = catalog_views(data_root)
+    assert "videos_latest" in views
+    res = chfen(data_root, "sql", statement.format(out=out, root=data_root))
+    assert res.exit_code == 2, res.output
+    assert "read-only" in res.output and "nothing was run" in res.output
+    assert "Traceback" not in res.output
+    assert list(out.iterdir()) == []
+    assert fingerprint(data_root) == before
+    assert catalog_views(data_root) == views
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_parquet('{root}/warehouse/videos/*.parquet')",
+        "SELECT * FROM read_text('{root}/warehouse.duckdb')",
+    ],
+)
+def test_sql_reads_no_file_of_its_own(data_root: Path, sql: str) -> None:
+    """Reading statements cannot reach files either: only the tables' snapshots."""
+    res = chfen(data_root, "sql", sql.format(root=data_root))
+    assert res.exit_code == 1, res.output
+    assert "Permission Error" in res.output
+
+
+def test_sql_still_reads_tables_views_and_the_catalog_listing(data_root: Path) -> None:
+    res = chfen(data_root, "sql", "SELECT video_id FROM videos_latest ORDER BY 1", "--csv")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == ["video_id", "v1", "v2"]
+    res = chfen(data_root, "sql", "SELECT count(*) AS n FROM quality_votes", "--csv")
+    assert res.exit_code == 0 and res.output.splitlines() == ["n", "0"], res.output
+    res = chfen(data_root, "sql", "SHOW TABLES", "--csv", "--limit", "500")
+    names = set(res.output.splitlines())
+    assert res.exit_code == 0 and {"videos", "videos_latest", "scenes"} <= names
+    res = chfen(data_root, "sql", "DESCRIBE videos", "--csv")
+    assert res.exit_code == 0 and "video_id" in res.output
+
+
+@pytest.mark.parametrize("sql", ["", "   "])
+def test_sql_without_a_query_is_a_usage_error(data_root: Path, sql: str) -> None:
+    res = chfen(data_root, "sql", sql)
+    assert res.exit_code == 2 and "no SQL given" in res.output
+    assert "Traceback" not in res.output
