@@ -1,6 +1,6 @@
 """The `chfen` command line (Typer). A command here either works or is not listed.
 
-Global options come first: `chfen [--config FILE] [--set key=value ...] COMMAND`.
+Global options come first: `chfen [--config FILE] [--set key=value ...] [--debug] COMMAND`.
 
 One runner (runner.py) resolves the settings once, sets up the Prefect runtime for commands
 that run flows, and maps errors to exit codes (`EXIT_CODES`, shown by `chfen --help`). The

@@ -5,6 +5,10 @@ script or real Typer app, real warehouse files."""
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -115,3 +119,79 @@ def test_sql_without_a_query_is_a_usage_error(data_root: Path, sql: str) -> None
     res = chfen(data_root, "sql", sql)
     assert res.exit_code == 2 and "no SQL given" in res.output
     assert "Traceback" not in res.output
+
+
+# ---- point 7: expected errors are one or two lines and an exit code -------------------------
+
+CHFEN_EXE = Path(sys.executable).parent / "chfen"
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def console_chfen(root: Path, *args: str, env: dict[str, str] | None = None):
+    """The real console script, so Prefect's own logging to the console is part of it."""
+    return subprocess.run(
+        [str(CHFEN_EXE), "--set", f"data_root={root}", *args],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "COLUMNS": "100", **(env or {})},
+    )
+
+
+def message_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_label_studio_down_is_one_message_and_exit_1(data_root: Path) -> None:
+    port = closed_port()
+    out = console_chfen(data_root, "--set", f"labelstudio.port={port}", "label", "pull")
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "Traceback" not in text and "Encountered exception" not in text, text
+    assert len(message_lines(text)) <= 2, text
+    flat = " ".join(text.split())
+    assert f"127.0.0.1:{port} cannot be reached" in flat
+    assert "chfen labelstudio start" in flat
+
+
+def test_flow_usage_error_is_short(data_root: Path) -> None:
+    out = console_chfen(data_root, "crawl", "--source", "no-such-channel")
+    text = out.stdout + out.stderr
+    assert out.returncode == 2, text
+    assert "Traceback" not in text and "no-such-channel" in text
+    # the progress bar's line and the message
+    assert len(message_lines(out.stderr)) <= 2, text
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["sql", "SELEC nothing"], 1, "syntax error"),
+        (["sql", "SELECT * FROM nowhere"], 1, "nowhere"),
+        (["--config", "missing.yaml", "config", "show"], 2, "config file not found"),
+        (["warehouse", "compact", "vidoes"], 2, "unknown table"),
+    ],
+)
+def test_expected_errors_print_no_traceback_unless_debug(
+    data_root: Path, args: list[str], code: int, words: str
+) -> None:
+    res = runner.invoke(app, ["--set", f"data_root={data_root}", *args])
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output
+    assert words in " ".join(res.output.split())
+    assert len(message_lines(res.output)) <= 8  # a SQL error quotes the query and a caret
+    res = runner.invoke(app, ["--debug", "--set", f"data_root={data_root}", *args])
+    assert res.exit_code == code and "Traceback" in res.output, res.output
+
+
+def test_no_trained_model_is_a_failure_not_a_bug() -> None:
+    from chfen.train.run import NoFinishedRunError
+    from flows.cli import exit_code_for
+
+    assert exit_code_for(NoFinishedRunError("no finished training run; train first")) == 1
