@@ -8,7 +8,7 @@ commands, by group:
 
     stages.py    run, crawl, process, embed, quality
     training.py  predict, train, train ablations
-    tables.py    sql, warehouse compact|info
+    tables.py    sql, warehouse compact|info|check|repair
     services.py  serve, demo-site, prefect start|stop|status, labelstudio start|stop|status
     labels.py    label push|pull, demo annotate
     settings.py  config show

@@ -195,3 +195,33 @@ def test_no_trained_model_is_a_failure_not_a_bug() -> None:
     from flows.cli import exit_code_for
 
     assert exit_code_for(NoFinishedRunError("no finished training run; train first")) == 1
+
+
+# ---- point 1: check and repair ----------------------------------------------------------------
+
+
+def test_cut_videos_file_check_info_sql_and_repair(data_root: Path) -> None:
+    wh = Warehouse(data_root)
+    victim = Path(wh.live_files("videos")[1][0])
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+
+    res = chfen(data_root, "warehouse", "check")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert victim.name in res.output and "damaged: videos" in res.output
+    res = chfen(data_root, "warehouse", "info")
+    assert res.exit_code == 0, res.output
+    assert "DAMAGED" in res.output and "repair videos" in res.output
+    assert "│ scenes" in res.output  # the other tables are listed as usual
+    res = chfen(data_root, "sql", "SELECT count(*) AS n FROM scenes", "--csv")
+    assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
+    res = chfen(data_root, "sql", "SELECT * FROM videos_latest")
+    assert res.exit_code == 1 and "table videos is damaged" in " ".join(res.output.split())
+
+    res = chfen(data_root, "warehouse", "repair", "videos")
+    assert res.exit_code == 0, res.output
+    assert "lost" in res.output and victim.name in res.output and "1 row(s) kept" in res.output
+    res = chfen(data_root, "warehouse", "check")
+    assert res.exit_code == 0 and "DAMAGED" not in res.output, res.output
+    res = chfen(data_root, "sql", "SELECT count(*) AS n FROM videos_latest", "--csv")
+    assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
+    assert chfen(data_root, "warehouse", "repair", "vidoes").exit_code == 2
