@@ -16,6 +16,8 @@ the project's storage is `<data_root>/media`: only files below the media folder 
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import subprocess
 import sys
@@ -38,6 +40,55 @@ _STRAY_ENV = ("USERNAME", "PASSWORD", "HOST", "PORT", "DJANGO_DB", "DATABASE_URL
 
 class LabelStudioError(RuntimeError):
     """The Label Studio server cannot be installed, started, reached or stopped; says why."""
+
+
+_log = logging.getLogger(__name__)
+_warned_defaults = False  # the default-credentials warning is given once per process
+
+
+def default_credentials(ls: LabelStudioConfig) -> list[str]:
+    """Which of the admin password and API token still have their shipped default values."""
+    shipped = LabelStudioConfig.model_fields
+    return [
+        what
+        for what, name in (("admin password", "password"), ("API token", "token"))
+        if getattr(ls, name).get_secret_value() == shipped[name].default.get_secret_value()
+    ]
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def check_credentials(settings: Settings, warn: Callable[[str], None] | None = None) -> None:
+    """Refuse to serve on a non-loopback address while the shipped admin password or API
+    token is in use (anyone who can reach it could log in with the values in this repository);
+    warn once per process when they are in use at all."""
+    global _warned_defaults
+    ls = settings.labelstudio
+    used = default_credentials(ls)
+    if not used:
+        return
+    what = " and ".join(used)
+    if not is_loopback(ls.host):
+        raise LabelStudioError(
+            f"[{COMPONENT}] refusing to serve on {ls.host}: the default {what} is in use. Set "
+            "CHFEN_LABELSTUDIO__PASSWORD and CHFEN_LABELSTUDIO__TOKEN (or labelstudio.password "
+            "and labelstudio.token) first, or keep labelstudio.host=127.0.0.1"
+        )
+    if not _warned_defaults:
+        _warned_defaults = True
+        message = (
+            f"[{COMPONENT}] the default {what} is in use: fine for a local demo on {ls.host}; "
+            "set CHFEN_LABELSTUDIO__PASSWORD and CHFEN_LABELSTUDIO__TOKEN for real use"
+        )
+        (warn or _log.warning)(message)
 
 
 @dataclass(frozen=True)
@@ -300,6 +351,7 @@ def start(
     server = managed(settings)
     say = log or (lambda _msg: None)
     timeout_s = ls.start_timeout_s if timeout_s is None else timeout_s
+    check_credentials(settings, warn=log)
     ensure_installed(settings, log=say)
 
     def before_spawn() -> None:

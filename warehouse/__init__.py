@@ -1,6 +1,6 @@
 """The storage layer: table schemas, atomic Parquet (Delta) writes, the DuckDB catalog."""
 
-from warehouse.core import SchemaError, Warehouse, WarehouseError
+from warehouse.core import ReadOnlyError, SchemaError, Warehouse, WarehouseError
 from warehouse.schema import SCHEMA_VERSION, TABLES, TableSpec
 from warehouse.storage import DataRoot
 
@@ -8,6 +8,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "DataRoot",
+    "ReadOnlyError",
     "SchemaError",
     "TableSpec",
     "Warehouse",

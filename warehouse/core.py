@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -43,6 +45,8 @@ from warehouse.quality import create_quality_views
 from warehouse.schema import TABLES, TableSpec, spec
 from warehouse.storage import DataRoot
 
+log = logging.getLogger(__name__)
+
 # Non-nullable timestamp columns with these names are filled with "now" when a row omits them.
 AUTO_NOW = {"updated_at", "created_at", "finished_at", "failed_at", "pushed_at"}
 
@@ -54,6 +58,10 @@ class WarehouseError(Exception):
     """A warehouse operation that cannot be done; the message says which table and why."""
 
 
+class ReadOnlyError(WarehouseError):
+    """SQL that would write (DDL, COPY, ATTACH, INSTALL, SET, ...) given to a read-only query."""
+
+
 class SchemaError(WarehouseError, ValueError):
     """Rows that do not match a table's schema. Nothing was written."""
 
@@ -61,6 +69,11 @@ class SchemaError(WarehouseError, ValueError):
         self.table, self.column = table, column
         where = f"{table}.{column}" if column else table
         super().__init__(f"rows rejected for table {where}: {reason} (nothing was written)")
+
+
+# What `query_read_only` runs; DuckDB's parser reports SHOW, DESCRIBE, SUMMARIZE, VALUES,
+# FROM-first queries and `PRAGMA show_tables` as SELECTs too.
+READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
 def utcnow() -> dt.datetime:
@@ -115,17 +128,45 @@ def _use_files(con: duckdb.DuckDBPyConnection, files: Mapping[str, list[str]]) -
             )
 
 
-def _create_all_views(con: duckdb.DuckDBPyConnection, files: Mapping[str, list[str]]) -> None:
+def damaged_message(table: str, reason: str) -> str:
+    """What a reader of a damaged table is told: which table, why, and what to run."""
+    return (
+        f"table {table} is damaged ({reason}); see `chfen warehouse check`, and "
+        f"`chfen warehouse repair {table}` to restore it"
+    )
+
+
+def _mark_damaged(con: duckdb.DuckDBPyConnection, table: str, reason: str) -> None:
+    """Turn a table's empty placeholder into a view of the same columns that fails with
+    `damaged_message` when it is read (binding, DESCRIBE and the views over it still work), so
+    queries that do not touch the table run and those that do say why they cannot."""
+    ident, hidden = quote_ident(table), quote_ident(f"_damaged_{table}")
+    con.execute(f"ALTER TABLE {ident} RENAME TO {hidden}")
+    message = _quote_str(damaged_message(table, reason))
+    con.execute(
+        f"CREATE VIEW {ident} AS SELECT * FROM {hidden} WHERE (SELECT error({message})) IS NULL"
+    )
+
+
+def _create_all_views(
+    con: duckdb.DuckDBPyConnection,
+    files: Mapping[str, list[str]],
+    damaged: Mapping[str, str] | None = None,
+) -> None:
     """Views of the given tables over their files, plus the quality views when every table is
     there. The quality views are bound against empty tables of each table's schema and the
     tables then replaced by their file views (DuckDB binds a view again when it is queried):
     binding ~50 nested views over `read_parquet` of many files cost about a second."""
+    damaged = damaged or {}
     with_quality = set(TABLES) <= set(files)
     for name, table_files in files.items():
-        _create_views(con, spec(name), [] if with_quality else table_files)
+        _create_views(con, spec(name), [] if with_quality or name in damaged else table_files)
     if with_quality:
         create_quality_views(con)
-        _use_files(con, files)
+        _use_files(con, {n: f for n, f in files.items() if n not in damaged})
+    for name, reason in damaged.items():
+        if name in files:
+            _mark_damaged(con, name, reason)
 
 
 # Changes with the table schemas and the quality views: names the catalog template.
@@ -148,6 +189,8 @@ class Warehouse:
         self.root.ensure()
         self.catalog_enabled = catalog and self.root.is_local
         self._tables: dict[str, DeltaTable] = {}
+        self._intact: set[tuple[str, int]] = set()  # (table, version) whose files looked whole
+        self._warned: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         for table in TABLES.values():
             self._create_if_missing(table)
@@ -209,6 +252,57 @@ class Warehouse:
         with self._lock:
             current = self._current(table)
             return current.version(), current.file_uris()
+
+    def damage(self, table: str) -> str | None:
+        """Why the table's current snapshot cannot be read, or None when a quick look finds
+        nothing: its Delta log does not load, or a live file is missing or not the size the log
+        recorded (a cut or truncated file). `warehouse.repair.check` also reads every file."""
+        spec(table)
+        try:
+            with self._lock:
+                current = self._current(table)
+                version = current.version()
+                if (table, version) in self._intact:
+                    return None
+                actions = pa.table(current.get_add_actions(flatten=True))
+        except Exception as exc:  # noqa: BLE001 - any failure to load the log is damage
+            return f"its Delta log cannot be read: {str(exc).splitlines()[0][:200]}"
+        if not self.root.is_local:
+            return None  # object stores: only `warehouse check` reads the files
+        base = Path(self.root.table_uri(table))
+        problems = []
+        for rel, size in zip(
+            actions.column("path").to_pylist(),
+            actions.column("size_bytes").to_pylist(),
+            strict=True,
+        ):
+            path = base / unquote(rel)
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                problems.append(f"{path.name} is missing")
+                continue
+            if size is not None and actual != size:
+                problems.append(f"{path.name} has {actual} of its {size} bytes")
+        if problems:
+            more = f" and {len(problems) - 2} more" if len(problems) > 2 else ""
+            return "; ".join(problems[:2]) + more
+        with self._lock:
+            self._intact.add((table, version))
+        return None
+
+    def damaged(self, tables: Iterable[str] | None = None) -> dict[str, str]:
+        """`damage` of each table (default: all) that has some; warns once per table and
+        reason (the catalog and readers skip these tables)."""
+        found = {}
+        for name in tables if tables is not None else TABLES:
+            reason = self.damage(name)
+            if reason is not None:
+                found[name] = reason
+                if (name, reason) not in self._warned:
+                    self._warned.add((name, reason))
+                    log.warning(damaged_message(name, reason))
+        return found
 
     def version(self, table: str) -> int:
         """The table's current Delta version (record it to read the same data later)."""
@@ -326,9 +420,63 @@ class Warehouse:
         """An in-memory DuckDB connection with views over the given (default: all) tables'
         current files, plus their `_latest` views: the same SQL as the catalog file."""
         con = duckdb.connect()
-        names = tables if tables is not None else TABLES
-        _create_all_views(con, {name: self.live_files(name)[1] for name in names})
+        names = list(tables if tables is not None else TABLES)
+        damaged = self.damaged(names)
+        files = {n: [] if n in damaged else self.live_files(n)[1] for n in names}
+        _create_all_views(con, files, damaged)
         return con
+
+    def connect_read_only(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection like `connect`, but sealed: the tables are Arrow
+        datasets of their current snapshot (read by pyarrow, not by DuckDB's file system), and
+        DuckDB's external access is then switched off and its configuration locked, so no
+        statement can read or write a file, ATTACH a database (warehouse.duckdb included) or
+        INSTALL/LOAD an extension. Views over file paths would need the live files on an allow
+        list, and DuckDB lets a statement overwrite a file on that list."""
+        con = duckdb.connect()
+        names = list(tables if tables is not None else TABLES)
+        damaged = self.damaged(names)
+        datasets = {name: self.dataset(name) for name in names if name not in damaged}
+        _create_all_views(con, {name: [] for name in names}, damaged)
+        for name, data in datasets.items():
+            con.execute(f"DROP TABLE {quote_ident(name)}")
+            con.register(name, data)  # a temporary view: resolved before the main schema
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    def query_read_only(self, sql: str) -> pa.Table:
+        """Run SQL typed by a person (`chfen sql`): only reading statements (SELECT, SHOW,
+        DESCRIBE, EXPLAIN, ...) over a sealed connection (`connect_read_only`); anything else
+        is a ReadOnlyError and nothing runs. Writing stays the pipeline's job."""
+        probe = duckdb.connect()
+        try:
+            statements = probe.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+        finally:
+            probe.close()
+        if not statements:
+            raise WarehouseError(f"no SQL statement to run in {sql.strip()!r}")
+        for statement in statements:
+            kind = statement.type.name
+            if kind not in READ_ONLY_STATEMENTS:
+                first = statement.query.strip().split(None, 1)[0].upper()
+                raise ReadOnlyError(
+                    f"`chfen sql` is read-only: {first} ({kind.lower()}) statements are refused "
+                    "and nothing was run. Writing is the pipeline's job; to export a result, "
+                    "use `chfen sql --csv ... > file.csv`."
+                )
+        tables = self._tables_in(sql)
+        if not tables and re.search(r"\b(show|information_schema|duckdb_\w+)\b", sql, re.I):
+            tables = list(TABLES)  # asks what there is: show all of it
+        con = self.connect_read_only(tables)
+        try:
+            return con.execute(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+        finally:
+            con.close()
 
     def _tables_in(self, sql: str) -> list[str]:
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql.lower()))
@@ -368,7 +516,10 @@ class Warehouse:
         path = self.root.catalog_path()
         template = self._catalog_template()
         for _ in range(10):
-            snapshot = {name: self.live_files(name) for name in TABLES}
+            damaged = self.damaged()
+            snapshot = {
+                name: (-1, []) if name in damaged else self.live_files(name) for name in TABLES
+            }
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
             try:
                 try:
@@ -378,7 +529,12 @@ class Warehouse:
                     shutil.copyfile(template, tmp)
                 con = duckdb.connect(str(tmp))
                 try:
-                    _use_files(con, {name: files for name, (_, files) in snapshot.items()})
+                    _use_files(
+                        con,
+                        {n: files for n, (_, files) in snapshot.items() if n not in damaged},
+                    )
+                    for name, reason in damaged.items():
+                        _mark_damaged(con, name, reason)
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
@@ -386,7 +542,7 @@ class Warehouse:
             finally:
                 tmp.unlink(missing_ok=True)
                 tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-            if all(self.version(name) == v for name, (v, _) in snapshot.items()):
+            if all(n in damaged or self.version(n) == v for n, (v, _) in snapshot.items()):
                 return path
         return path
 

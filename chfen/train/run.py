@@ -755,6 +755,11 @@ class VideoPrediction:
     model_version: str
 
 
+class NoFinishedRunError(LookupError, ValueError):
+    """No finished training run (with a model) to predict with: the user's next step is to
+    train (a ValueError, so `chfen` reports it as a failure of the work, exit 1)."""
+
+
 def latest_run(wh: Warehouse) -> str:
     """The newest finished training run."""
     rows = wh.rows(
@@ -762,7 +767,7 @@ def latest_run(wh: Warehouse) -> str:
         "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
     )
     if not rows:
-        raise LookupError("no finished training run; train first (`chfen train`)")
+        raise NoFinishedRunError("no finished training run; train first (`chfen train`)")
     return rows[0]["run_id"]
 
 
@@ -773,7 +778,9 @@ def load_run(wh: Warehouse, run_id: str) -> tuple[CHFEN, dict[str, Any]]:
     )
     if not rows or rows[0]["status"] != "done" or not rows[0]["checkpoint_path"]:
         state = rows[0]["status"] if rows else "unknown"
-        raise LookupError(f"training run {run_id} is {state}, not a finished run with a model")
+        raise NoFinishedRunError(
+            f"training run {run_id} is {state}, not a finished run with a model"
+        )
     path = wh.root.local(rows[0]["checkpoint_path"])
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return CHFEN.from_checkpoint(ckpt["model"]).eval(), ckpt

@@ -1,6 +1,6 @@
 """The `chfen` command line (Typer). A command here either works or is not listed.
 
-Global options come first: `chfen [--config FILE] [--set key=value ...] COMMAND`.
+Global options come first: `chfen [--config FILE] [--set key=value ...] [--debug] COMMAND`.
 
 One runner (runner.py) resolves the settings once, sets up the Prefect runtime for commands
 that run flows, and maps errors to exit codes (`EXIT_CODES`, shown by `chfen --help`). The
@@ -9,7 +9,7 @@ commands, by group:
     stages.py    run, crawl, process, embed, quality
     imports.py   import (a local folder of media files and its labels)
     training.py  predict, train, train ablations
-    tables.py    sql, warehouse compact|info
+    tables.py    sql, warehouse compact|info|check|repair
     services.py  serve, demo-site, prefect start|stop|status, labelstudio start|stop|status
     labels.py    label push|pull, demo annotate
     settings.py  config show

@@ -7,11 +7,17 @@ A command module registers its commands with `command(group, name, flows=...)`; 
 then finds the resolved settings in `state.settings` and raises what goes wrong: a
 `ConfigError` or `UsageError` (exit 2), a known failure of the work (exit 1), anything else
 (exit 3, with the traceback).
+
+An expected error (exit 1 or 2) prints its message only: one or two lines, also when it ended
+a Prefect flow (the engine's "Encountered exception" record with its traceback is dropped, see
+`ExpectedErrorFilter`). The global `--debug` prints the tracebacks too. (Not an environment
+variable: CHFEN_* variables are settings.)
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -79,13 +85,54 @@ app = typer.Typer(
 )
 
 
+def is_expected(exc: BaseException) -> bool:
+    """An error whose message is all the user needs (exit 1 or 2): no traceback without
+    --debug."""
+    return exit_code_for(exc) in (EXIT_FAILED, EXIT_USAGE)
+
+
+class ExpectedErrorFilter(logging.Filter):
+    """Drops a console record of Prefect's run engines that carries an expected error
+    (`is_expected`) with its traceback: the engine logs every exception that ends a flow or
+    task run that way, and the runner then prints the same message once. Other records, and
+    unexpected errors, pass; the records still reach the Prefect API (its own handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(_RUN_LOGGERS):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not is_expected(exc)
+
+
+# The loggers Prefect's flow and task engines report a run's exception on.
+_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+_filter = ExpectedErrorFilter()
+
+
+def quiet_expected_errors() -> None:
+    """Put `ExpectedErrorFilter` on the console handlers (the root logger's, where Prefect's
+    run loggers propagate to), once Prefect has set up its logging."""
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+    for handler in logging.getLogger().handlers:
+        if _filter not in handler.filters:
+            handler.addFilter(_filter)
+
+
 class State:
     """The invocation's settings file, overrides, and the settings resolved from them once."""
 
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self, config: Path | None = None, overrides: list[str] | None = None) -> None:
+    def reset(
+        self,
+        config: Path | None = None,
+        overrides: list[str] | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.debug = debug
         self.config = config
         self.overrides = list(overrides or [])
         self._loaded: tuple[Settings, Provenance] | None = None
@@ -129,6 +176,8 @@ def run(body: Callable[[], Any], *, flows: bool) -> Any:
         state.load()
         if flows:
             state.configure_runtime()
+            if not state.debug:
+                quiet_expected_errors()
         return body()
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise  # Typer's own exits and usage errors keep their codes
@@ -136,8 +185,9 @@ def run(body: Callable[[], Any], *, flows: bool) -> Any:
         if isinstance(exc, SystemExit | GeneratorExit):
             raise
         code = exit_code_for(exc)
-        if code == EXIT_UNEXPECTED:
+        if code == EXIT_UNEXPECTED or (state.debug and code != EXIT_INTERRUPTED):
             traceback.print_exc()
+        if code == EXIT_UNEXPECTED:
             err_console.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}")
         elif code == EXIT_INTERRUPTED:
             err_console.print("[yellow]interrupted[/yellow]")
@@ -183,5 +233,12 @@ def main(
         list[str] | None,
         typer.Option("--set", "-s", help="Override one setting: section.key=value (repeatable)."),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Print the traceback of every error, also of expected ones.",
+        ),
+    ] = False,
 ) -> None:
-    state.reset(config, set_)
+    state.reset(config, set_, debug=debug)
