@@ -177,6 +177,14 @@ def _selection_html(history: Mapping[str, Any]) -> str:
             "refit on every training video for that many epochs; the test split was not used."
             "</p>"
         )
+        if sel.get("folds_by") == "video":
+            parts.append(
+                "<p><b>Every training video comes from one uploader</b>, so the folds held out "
+                "videos of that uploader, not uploaders: they cannot show how the fused network "
+                "carries over to other uploaders, and the final prediction is the mixture of "
+                "the modality heads only (the network's weight is 0). Label videos of more "
+                "uploaders to let the network take part.</p>"
+            )
     elif sel.get("method") == "validation":
         parts.append(
             f"<p>Epochs chosen on the validation split: the best validation loss was at epoch "

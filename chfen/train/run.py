@@ -388,6 +388,7 @@ def _fit(
             rd.parts["train"],
             rd.parts["val"],
             groups=[rd.units[e.video_id] for e in rd.parts["train"]],
+            duplicates=rd.data.duplicates,
             on_epoch=on_epoch,
         )
         probs = {
