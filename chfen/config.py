@@ -56,12 +56,57 @@ class _Section(BaseModel):
 
 
 class SourceConfig(_Section):
-    """One place to crawl: a channel feed, a page or a direct video URL."""
+    """One place to crawl: a channel feed, a page or a direct video URL (`url`); or a local
+    folder of media files and its labels (`path`), imported as `chfen import` does, so each
+    scheduled crawl adds the folder's new and changed files."""
 
     name: str = Field(description="Short unique name, used in `chfen crawl --source NAME`.")
-    url: str = Field(description="Feed (RSS), page or video URL understood by yt-dlp.")
-    max_videos: int | None = Field(None, ge=1, description="Stop after this many new videos.")
+    url: str | None = Field(None, description="Feed (RSS), page or video URL understood by yt-dlp.")
+    max_videos: int | None = Field(
+        None, ge=1, description="Stop after this many new videos (url sources)."
+    )
     enabled: bool = True
+    # ---- a local folder (`chfen import`), instead of url ----
+    path: str | None = Field(
+        None, description="A folder of media files (video or audio only) to import."
+    )
+    labels: str | None = Field(
+        None,
+        description="Labels CSV of the folder: file,label[,uploader,title,text] or "
+        "file,rater,label[,intensity]; none = unlabelled (people label the files).",
+    )
+    label_map: str | None = Field(
+        None, description="CSV (their,ours) or YAML (their: ours) of the dataset's words."
+    )
+    preset: str | None = Field(
+        None, description="Labels from the file names instead of a CSV: ravdess or crema-d."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels CSV column names where they differ: file, label, rater, "
+        "intensity, uploader, title, text -> the CSV's header.",
+    )
+    link: bool = Field(False, description="Hard-link the files into the data root (no copy).")
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> SourceConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError(f"source {self.name!r}: give either url or path (a local folder)")
+        folder_only = ("labels", "label_map", "preset", "columns", "link")
+        if self.url is not None and any(
+            getattr(self, k) not in (None, {}, False) for k in folder_only
+        ):
+            raise ValueError(
+                f"source {self.name!r}: {', '.join(folder_only)} go with a local folder (path)"
+            )
+        if self.labels is not None and self.preset is not None:
+            raise ValueError(f"source {self.name!r}: give either labels or preset, not both")
+        return self
+
+    @property
+    def is_folder(self) -> bool:
+        """A local folder imported like `chfen import` (else a URL for yt-dlp)."""
+        return self.path is not None
 
 
 class DemoSiteConfig(_Section):

@@ -1,5 +1,6 @@
 """The `crawl` flow: discover candidates per source, then one task per video, a few at a time
-(`crawl.concurrency`), where `prefect.task_runner` says (flows/scaleout.py).
+(`crawl.concurrency`), where `prefect.task_runner` says (flows/scaleout.py). A local-folder
+source (`path`) is imported instead (`chfen.ingest.import_source`: its new and changed files).
 
 One bad video never fails the flow: each task returns an Outcome, failures are recorded in
 the warehouse by the stage itself.
@@ -45,6 +46,24 @@ def crawl_sources(settings: Settings, only: str | None = None) -> Iterator[list[
         yield sources
 
 
+@task(name="import-folder", cache_policy=NO_CACHE)
+def import_folder_source(settings: Settings, source: SourceConfig) -> dict:
+    """A local-folder source (`path`): its new and changed files, as `chfen import` does."""
+    from chfen.ingest import import_source
+
+    logger = get_run_logger()
+    wh = Warehouse(settings.data_path)
+    r = import_source(wh, source, crawl=settings.crawl, say=logger.info)
+    return {
+        "new": len(r.new),
+        "changed": len(r.changed),
+        "unchanged": len(r.unchanged),
+        "removed": len(r.removed),
+        "audio_only": r.audio_only,
+        "votes": r.votes,
+    }
+
+
 @task(name="discover", cache_policy=NO_CACHE)
 def discover(crawler: Crawler, source: SourceConfig) -> list[Candidate]:
     return crawler.discover(source)
@@ -65,10 +84,13 @@ def crawl_video(settings: str, candidate: Candidate) -> Outcome:
     return worker_crawler(settings).crawl(candidate)
 
 
-def summarize(outcomes: list[Outcome], source_errors: list[str]) -> dict:
+def summarize(
+    outcomes: list[Outcome], source_errors: list[str], imported: dict[str, dict] | None = None
+) -> dict:
     new = [o for o in outcomes if o.ok and o.note != "already crawled"]
     failed = [o for o in outcomes if not o.ok]
     return {
+        "imported": imported or {},  # local-folder source -> its import's counts
         "candidates": len(outcomes),
         "downloaded": len(new),
         "already_known": sum(1 for o in outcomes if o.note == "already crawled"),
@@ -99,7 +121,19 @@ def crawl_flow(
     source_errors: list[str] = []
     with crawl_sources(settings, source) as sources:
         candidates: list[Candidate] = []
+        imported: dict[str, dict] = {}
         for src in sources:
+            if src.is_folder:
+                # a local folder: imported whole here (new and changed files; a bad file or
+                # label is this source's error, nothing of it written)
+                from chfen.ingest import DatasetImportError, LabelsError
+
+                try:
+                    imported[src.name] = import_folder_source(settings, src)
+                except (DatasetImportError, LabelsError) as exc:
+                    logger.error("source %s: %s", src.name, exc)
+                    source_errors.append(f"{src.name}: {exc}")
+                continue
             try:
                 found = discover(crawler, src)
             except StageError as exc:
@@ -119,7 +153,7 @@ def crawl_flow(
                     on_done=lambda _, o: report("crawl:done", o),
                 )[STAGE]  # fmt: skip
     wh.refresh_catalog()
-    summary = summarize(outcomes, source_errors)
+    summary = summarize(outcomes, source_errors, imported)
     logger.info(
         "crawl: %d new, %d known, %d failed", summary["downloaded"], summary["already_known"],
         summary["failed"],

@@ -38,7 +38,8 @@ Duplicates, leakage, what to annotate next
   `quality_split_leakage_duplicates`: an uploader, or a near-duplicate pair, in more than one
   of train / val / test;
 - `quality_annotation_queue` (macro `..._with(min_votes, min_agreement, max_confidence)`):
-  items with too few votes, low agreement (`chfen.domain.votes.queue_reasons_sql`, the queue
+  items with too few votes (one is enough for an item carrying an imported dataset's own
+  label, `chfen.domain.origins`), low agreement (`chfen.domain.votes.queue_reasons_sql`, the queue
   rule of the domain layer), or an uncertain prediction of the newest finished training run,
   most urgent first.
 """
@@ -53,6 +54,7 @@ from pathlib import Path
 import duckdb
 
 from chfen.domain import stages
+from chfen.domain.origins import dataset_label_sql
 from chfen.domain.votes import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_MIN_VOTES,
@@ -100,8 +102,17 @@ _SPLITS = ", ".join(f"'{s}'" for s in SPLITS)
 # The annotation queue's vote reasons: the domain's rule on the item's figures and the macro's
 # parameters.
 _QUEUE_VOTE_REASONS = ",\n                       ".join(
-    queue_reasons_sql("i.n_votes", "i.majority", "i.majority_share", "min_votes", "min_agreement")
+    queue_reasons_sql(
+        "i.n_votes",
+        "i.majority",
+        "i.majority_share",
+        "min_votes",
+        "min_agreement",
+        "i.has_dataset_label",
+    )
 )
+# A vote that is an imported dataset's own label (the per-source vote policy).
+_DATASET_LABEL = dataset_label_sql("annotator")
 
 # In dependency order: each object only uses tables and objects above it.
 OBJECTS: tuple[QualityObject, ...] = (
@@ -154,14 +165,17 @@ OBJECTS: tuple[QualityObject, ...] = (
     ),
     _view(
         "quality_soft_labels",
-        "Soft labels: per item (project, video) and label, its votes and share of the votes.",
+        "Soft labels: per item (project, video) and label, its votes and share of the votes "
+        "(and how many of them are an imported dataset's own label).",
         # MATERIALIZED: else DuckDB turns the window into a join that counts the votes twice
-        """
+        f"""
         WITH c AS MATERIALIZED (
-            SELECT project_id, video_id, label, count(*) AS n_votes
+            SELECT project_id, video_id, label, count(*) AS n_votes,
+                   count(*) FILTER (WHERE {_DATASET_LABEL}) AS n_dataset_votes
             FROM quality_votes GROUP BY project_id, video_id, label)
         SELECT project_id, video_id, label, n_votes,
-               n_votes / sum(n_votes) OVER (PARTITION BY project_id, video_id) AS share
+               n_votes / sum(n_votes) OVER (PARTITION BY project_id, video_id) AS share,
+               n_dataset_votes
         FROM c
         """,
     ),
@@ -181,7 +195,8 @@ OBJECTS: tuple[QualityObject, ...] = (
                count(*) FILTER (WHERE n_votes = top) AS n_top_labels,
                min(label) FILTER (WHERE n_votes = top) AS top_label,
                max(label) FILTER (WHERE n_votes = top) AS top_label_last,
-               coalesce(max(n_votes) FILTER (WHERE n_votes < top), 0) AS second_votes
+               coalesce(max(n_votes) FILTER (WHERE n_votes < top), 0) AS second_votes,
+               sum(n_dataset_votes)::BIGINT AS n_dataset_votes
         FROM c
         GROUP BY project_id, video_id
         """,
@@ -189,14 +204,16 @@ OBJECTS: tuple[QualityObject, ...] = (
     _view(
         "quality_item_agreement",
         "Per item: votes, distinct labels, majority label (NULL on a tie), the top label's "
-        "share of the votes, and the share of annotator pairs that agree.",
+        "share of the votes, the share of annotator pairs that agree, and whether one vote is "
+        "an imported dataset's own label (then one vote is enough).",
         f"""
         SELECT project_id, video_id, n_votes, n_labels,
                {majority_sql("n_top_labels", "top_label")} AS majority,
                {majority_share_sql("top_votes", "n_votes")} AS majority_share,
                CASE WHEN n_votes >= 2
                     THEN (sum_sq_votes - n_votes) / (n_votes * (n_votes - 1)) END
-                 AS pairwise_agreement
+                 AS pairwise_agreement,
+               n_dataset_votes > 0 AS has_dataset_label
         FROM quality_item_stats
         """,
     ),
@@ -859,7 +876,8 @@ OBJECTS: tuple[QualityObject, ...] = (
         f"min_votes := {DEFAULT_MIN_VOTES}, min_agreement := {DEFAULT_MIN_AGREEMENT}, "
         f"max_confidence := {DEFAULT_MAX_CONFIDENCE}",
         "Good videos that need more annotation, most urgent first: too_few_votes "
-        "(< min_votes), low_agreement (majority share < min_agreement, or a tie), "
+        "(< min_votes; 1 with an imported dataset's own label), low_agreement (majority "
+        "share < min_agreement, or a tie), "
         "model_uncertain (the newest finished run's top probability < max_confidence).",
         f"""
         WITH tasks AS (
@@ -871,7 +889,7 @@ OBJECTS: tuple[QualityObject, ...] = (
             SELECT coalesce(t.video_id, a.video_id) AS video_id,
                    coalesce(t.project_id, a.project_id) AS project_id,
                    CASE WHEN t.project_id IS NOT NULL THEN t.task_id END AS task_id,
-                   a.n_votes, a.majority, a.majority_share
+                   a.n_votes, a.majority, a.majority_share, a.has_dataset_label
             FROM tasks t FULL JOIN quality_item_agreement a
               ON a.video_id = t.video_id AND a.project_id = t.project_id),
         pred AS (

@@ -147,6 +147,12 @@ class Crawler:
 
     def discover(self, source: SourceConfig) -> list[Candidate]:
         """Candidate pages of a source, in the source's order, skipping known pages."""
+        if source.url is None:  # a local folder: `chfen.ingest.import_source` takes it
+            raise StageError(
+                f"source:{source.name}", "discover",
+                "a local folder (path) is imported, not crawled: chfen.ingest.import_source",
+                "internal",
+            )  # fmt: skip
 
         def extract() -> dict[str, Any]:
             with yt_dlp.YoutubeDL(self._ydl_opts(extract_flat="in_playlist")) as ydl:

@@ -11,7 +11,8 @@ says where they come from (`import_email`):
   rating (e.g. CREMA-D's crowd ratings); a vote like a person's.
 
 The vote policy (`min_votes_for`): an item that carries its dataset label needs one vote to
-train, whatever `train.min_votes` says; everything else (people, the simulated crew, imported
+train (and is not queued for "too few votes": `chfen.domain.votes.queue_reasons`), whatever
+`train.min_votes` says; everything else (people, the simulated crew, imported
 raters) needs `train.min_votes`. So a one-label-per-file dataset trains without anyone lowering
 `train.min_votes` by hand, and its items still count as contested when people disagree with
 the dataset (the agreement rule is unchanged).
@@ -32,6 +33,9 @@ PERSON = "person"
 SIMULATED = "simulated"
 IMPORTED = "imported"
 ORIGINS: tuple[str, ...] = (PERSON, SIMULATED, IMPORTED)
+# The votes an item that carries an imported dataset's own label needs (to train, and to leave
+# the annotation queue's "too few votes"): that label alone.
+DATASET_LABEL_MIN_VOTES = 1
 
 _SIM = re.compile(rf"^sim-annotator-\d+@{re.escape(EMAIL_DOMAIN)}$")
 
@@ -72,7 +76,14 @@ def is_dataset_label(annotator: str | None) -> bool:
     return origin_of(text) == IMPORTED and "." not in text.split("@", 1)[0]
 
 
+def dataset_label_sql(annotator: str) -> str:
+    """`is_dataset_label` as a DuckDB expression on an annotator column (false on NULL), for
+    the quality views (tests/warehouse/test_quality_votes.py compares the two)."""
+    low = f"lower(coalesce({annotator}, ''))"
+    return f"(suffix({low}, '@{IMPORT_DOMAIN}') AND position('.' IN split_part({low}, '@', 1)) = 0)"
+
+
 def min_votes_for(annotators: Iterable[str], min_votes: int) -> int:
-    """The votes an item needs to train (module docstring): 1 when one of its votes is an
-    imported dataset's own label, else `min_votes`."""
-    return 1 if any(is_dataset_label(a) for a in annotators) else min_votes
+    """The votes an item needs to train (module docstring): `DATASET_LABEL_MIN_VOTES` when one
+    of its votes is an imported dataset's own label, else `min_votes`."""
+    return DATASET_LABEL_MIN_VOTES if any(is_dataset_label(a) for a in annotators) else min_votes

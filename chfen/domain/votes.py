@@ -26,9 +26,10 @@ Two rules read these with the same parameters, `min_votes` and `min_agreement`
   every vote counts, a "no clear emotion" vote spreading 1/8 over each emotion (it says "no
   evidence for any"). The hard label is the soft label's argmax, ties to the first in PLUTCHIK.
 - `queue_reasons` — what the annotation queue asks more votes for: `TOO_FEW_VOTES` (fewer than
-  `min_votes`), `LOW_AGREEMENT` (two or more votes and a tie or a majority share below
-  `min_agreement`). A tie is contested here even where training keeps it: another vote can
-  settle it.
+  `min_votes`; one vote suffices when one of them is an imported dataset's own label, the
+  per-source policy of `chfen.domain.origins`), `LOW_AGREEMENT` (two or more votes and a tie
+  or a majority share below `min_agreement`). A tie is contested here even where training
+  keeps it: another vote can settle it.
 
 The warehouse's quality views (`warehouse.quality`) build their majority, majority share and
 queue reasons from `majority_sql`, `majority_share_sql` and `queue_reasons_sql`, so the SQL and
@@ -45,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chfen.domain.labels import EMOTION_INDEX, NO_EMOTION, PLUTCHIK
+from chfen.domain.origins import DATASET_LABEL_MIN_VOTES
 
 Votes = dict[str, dict[str, str]]  # video_id -> annotator -> label
 
@@ -116,10 +118,13 @@ def queue_reasons(
     *,
     min_votes: int = DEFAULT_MIN_VOTES,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    dataset_label: bool = False,
 ) -> list[str]:
-    """Why an item needs more annotation (empty: it does not), in `queue_reasons_sql`'s order."""
+    """Why an item needs more annotation (empty: it does not), in `queue_reasons_sql`'s order.
+    `dataset_label`: one of the votes is an imported dataset's own label, so the item needs
+    only the votes the per-source policy asks (`chfen.domain.origins.min_votes_for`)."""
     reasons = []
-    if len(labels) < min_votes:
+    if len(labels) < (DATASET_LABEL_MIN_VOTES if dataset_label else min_votes):
         reasons.append(TOO_FEW_VOTES)
     if len(labels) >= MIN_CONTESTED_VOTES and (
         majority_label(labels) is None or majority_share(labels) < min_agreement
@@ -207,11 +212,16 @@ def queue_reasons_sql(
     majority_share: str,
     min_votes: str | int = DEFAULT_MIN_VOTES,
     min_agreement: str | float = DEFAULT_MIN_AGREEMENT,
+    dataset_label: str = "false",
 ) -> list[str]:
     """`queue_reasons` as SQL: one expression per reason, the reason's name or NULL (an item
-    without votes has NULL `n_votes`)."""
+    without votes has NULL `n_votes`; `dataset_label` a boolean expression, NULL = false)."""
+    need = (
+        f"CASE WHEN coalesce({dataset_label}, false) THEN {DATASET_LABEL_MIN_VOTES} "
+        f"ELSE {min_votes} END"
+    )
     return [
-        f"CASE WHEN coalesce({n_votes}, 0) < {min_votes} THEN '{TOO_FEW_VOTES}' END",
+        f"CASE WHEN coalesce({n_votes}, 0) < {need} THEN '{TOO_FEW_VOTES}' END",
         f"CASE WHEN {n_votes} >= {MIN_CONTESTED_VOTES} AND ({majority} IS NULL "
         f"OR {majority_share} < {min_agreement}) THEN '{LOW_AGREEMENT}' END",
     ]

@@ -60,6 +60,7 @@ ABSENT_NO_WORDS = "no transcript words"
 ABSENT_NO_FACES = "no face detected"
 ABSENT_NO_TITLE = "no title or description"
 ABSENT_SHORT_AUDIO = "audio shorter than one encoder frame"
+ABSENT_NO_PICTURE = "no picture (audio only)"
 
 log = logging.getLogger("chfen.embed")
 
@@ -441,6 +442,13 @@ class EmbedStage:
     ) -> None:  # fmt: skip
         """Scene and face read the same stills: one decode per still for both."""
         started = dt.datetime.now(dt.UTC)
+        if not index["stills"]:
+            # nothing to see (an audio-only file's index says so): no encoder or detector is
+            # loaded, both modalities are stored absent
+            why = ABSENT_NO_PICTURE if index.get("audio_only") else "no stills"
+            for m in wanted:
+                self._store(video_id, m, [], started, 0.0, result, why)
+            return
         t_scene = t_face = 0.0
         folder = self.media_root / video_id / STILLS_DIR
         chosen = self._step_stills(grid, index)

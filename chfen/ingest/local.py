@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from chfen import registry
-from chfen.config import CrawlConfig
+from chfen.config import CrawlConfig, SourceConfig
 from chfen.crawl.crawler import PARTIAL_DIR, sanitize_id
 from chfen.domain.origins import import_email
 from chfen.ingest.labels import (
@@ -296,6 +296,42 @@ def import_folder(
     return report
 
 
+def import_source(
+    wh: Warehouse,
+    source: SourceConfig,
+    *,
+    crawl: CrawlConfig | None = None,
+    dry_run: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> ImportReport:
+    """Import a configured local-folder source (`sources:` with a `path`), as `chfen import`
+    does with the same settings; each scheduled crawl runs it, so new and changed files come
+    in and a second run of an unchanged folder writes nothing."""
+    if source.path is None:
+        raise DatasetImportError(f"source {source.name!r} has no path: it is not a local folder")
+    try:
+        columns = Columns(**source.columns)
+    except TypeError:
+        known = ", ".join(Columns.__dataclass_fields__)
+        raise DatasetImportError(
+            f"source {source.name!r}: columns names {sorted(source.columns)}; the columns that "
+            f"can be renamed are {known}"
+        ) from None
+    return import_folder(
+        wh,
+        source.path,
+        source=source.name,
+        labels=source.labels,
+        preset=source.preset,
+        label_map=source.label_map,
+        columns=columns,
+        crawl=crawl,
+        link=source.link,
+        dry_run=dry_run,
+        say=say,
+    )
+
+
 def _remapped(row: LabelRow, mapping: Mapping[str, str]) -> LabelRow:
     """A preset's row with the user's label map applied to the dataset's word."""
     if not mapping:
@@ -500,6 +536,7 @@ __all__ = [
     "ImportReport",
     "LabelsError",
     "import_folder",
+    "import_source",
     "imported_votes",
     "map_label",
     "scan",

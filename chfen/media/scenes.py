@@ -10,6 +10,7 @@ Files, under `media/<video_id>/` (paths in the tables are relative to the media 
     keyframes/scene_0000.jpg  one per scene: the frame nearest the scene's middle
     frames/000000.jpg         still k: the frame on screen at t = k / scenes.stills_per_second
     frames/index.json         {"rate": r, "stills": [{"idx": k, "t_s": t, "frame": i, "path": p}]}
+    (an audio-only file: no stills, and "audio_only": true)
 
 A re-run replaces both folders whole; a failed run leaves the previous ones untouched.
 """
@@ -713,7 +714,7 @@ class ScenesStage:
         try:
             stills_tmp.mkdir(parents=True)
             keyframes_tmp.mkdir(parents=True)
-            index = {"rate": self.cfg.stills_per_second, "stills": []}
+            index = {"rate": self.cfg.stills_per_second, "stills": [], "audio_only": True}
             (stills_tmp / STILLS_INDEX).write_text(json.dumps(index), encoding="utf-8")
             _replace_dir(keyframes_tmp, out_dir / KEYFRAMES_DIR)
             _replace_dir(stills_tmp, out_dir / STILLS_DIR)

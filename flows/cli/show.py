@@ -37,6 +37,10 @@ def print_crawl_summary(summary: dict, out: Console | None = None) -> None:
     table.add_row("already in the warehouse", str(summary["already_known"]))
     for kind, n in sorted(summary["failed_by_kind"].items()):
         table.add_row(f"failed: {kind}", str(n))
+    for name, counts in summary.get("imported", {}).items():
+        table.add_row(
+            f"imported from {name} (new + changed)", str(counts["new"] + counts["changed"])
+        )
     out.print(table)
     for failure in summary["failures"]:
         out.print(f"  [red]✗[/red] {failure['video_id']}: {failure['reason']}")

@@ -137,3 +137,28 @@ def test_train_config_is_a_standalone_model() -> None:
     # The Prefect train deployment takes TrainConfig as its parameter form.
     schema = Settings.model_fields["train"].annotation.model_json_schema()
     assert "lr" in schema["properties"] and "description" in schema["properties"]["min_agreement"]
+
+
+def test_a_local_folder_source(tmp_path: Path) -> None:
+    settings, _ = load_settings(
+        None,
+        [
+            f"data_root={tmp_path}",
+            "sources=[{name: mine, path: /data/clips, labels: /data/labels.csv, "
+            "columns: {file: clip}}, {name: feed, url: http://x/rss}]",
+        ],
+        environ={},
+    )
+    folder, feed = settings.sources
+    assert folder.is_folder and folder.labels == "/data/labels.csv"
+    assert folder.columns == {"file": "clip"} and not feed.is_folder
+    bad = {
+        "neither url nor path": "{name: a}",
+        "both url and path": "{name: a, url: http://x, path: /p}",
+        "labels with a url": "{name: a, url: http://x, labels: l.csv}",
+        "labels and a preset": "{name: a, path: /p, labels: l.csv, preset: ravdess}",
+    }
+    for case, item in bad.items():
+        with pytest.raises(ConfigError, match="source 'a'"):
+            load_settings(None, [f"sources=[{item}]"], environ={})
+            pytest.fail(case)

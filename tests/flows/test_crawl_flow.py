@@ -72,3 +72,66 @@ def test_sigkill_during_crawl_then_rerun(
     again = crawl_flow(overrides=overrides)
     assert again["candidates"] == 0 and again["downloaded"] == 0
     assert wh.count("videos") == len(good)
+
+
+def test_a_local_folder_source_is_imported_by_each_crawl(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    """`sources: [{name, path, labels}]`: the scheduled crawl imports the folder's new files
+    (generated espeak-ng speech), and a crawl of an unchanged folder writes nothing."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    from chfen.ingest import imported_votes
+    from chfen.media.testmedia import speak, write_wav
+    from flows.crawl import crawl_flow
+
+    folder = tmp_path / "clips"
+    write_wav(folder / "a.wav", speak("What a wonderful surprise"))
+    write_wav(folder / "b.wav", speak("I am so sorry for your loss"))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("clip,feeling,speaker\na.wav,happy,amy\nb.wav,sad,bob\n")
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("happy: joy\nsad: sadness\n")
+    root = tmp_path / "data"
+    source = (
+        f'{{name: mine, path: "{folder}", labels: "{labels}", label_map: "{label_map}", '
+        "columns: {file: clip, label: feeling, uploader: speaker}}"
+    )
+    overrides = [f"data_root={root}", f"sources=[{source}]"]
+
+    first = crawl_flow(overrides=overrides)
+    assert first["imported"]["mine"]["new"] == 2 and first["source_errors"] == []
+    wh = Warehouse(root)
+    rows = {r["video_id"]: r for r in wh.rows("SELECT * FROM videos_latest")}
+    assert set(rows) == {"mine-a-wav", "mine-b-wav"}
+    assert rows["mine-b-wav"]["uploader"] == "bob" and rows["mine-b-wav"]["width"] is None
+    assert {v["video_id"]: v["label"] for v in imported_votes(wh)} == {
+        "mine-a-wav": "joy",
+        "mine-b-wav": "sadness",
+    }
+    assert sorted(wh.pending("scenes", "1")) == ["mine-a-wav", "mine-b-wav"]
+
+    # a new file (and its label): the next crawl brings in that one only
+    write_wav(folder / "c.wav", speak("Get out of my house"))
+    labels.write_text(labels.read_text() + "c.wav,angry,amy\n")
+    label_map.write_text("happy: joy\nsad: sadness\nangry: anger\n")
+    second = crawl_flow(overrides=overrides)
+    assert second["imported"]["mine"] | {"votes": 0} == {
+        "new": 1, "changed": 0, "unchanged": 2, "removed": 0, "audio_only": 1, "votes": 0,
+    }  # fmt: skip
+    assert wh.count("videos") == 3 and len(imported_votes(wh)) == 3
+
+    versions = wh.versions()
+    third = crawl_flow(overrides=overrides)
+    assert third["imported"]["mine"]["new"] == third["imported"]["mine"]["changed"] == 0
+    assert wh.versions() == versions  # nothing written
+
+    # a bad labels file is that source's error, reported; nothing of it written
+    labels.write_text(labels.read_text().replace("c.wav,angry", "c.wav,elated"))
+    bad = crawl_flow(overrides=overrides)
+    assert "mine" not in bad["imported"] and "elated" in bad["source_errors"][0]
+    assert wh.versions() == versions

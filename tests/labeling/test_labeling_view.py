@@ -24,8 +24,10 @@ from label_studio_sdk import LabelStudio
 from labkit import Lab
 from websockets.sync.client import ClientConnection, connect
 
+from chfen.ingest import import_folder
 from labeling import config as lc
 from labeling.push import push_tasks, tasks_in_project
+from warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -98,15 +100,10 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
             proc.kill()
 
 
-def test_the_labeling_view_shows_video_choices_and_transcript(
-    lab: Lab, client: LabelStudio, browser: DevTools, tmp_path: Path
-) -> None:
-    vid = lab.add_video(1, words=(" what", " a", " lovely", " morning"))
-    report = push_tasks(lab.settings, lab.wh, predictions={vid: ("joy", 0.7, "m-view")})
-    task_id = tasks_in_project(client, report.project_id)[vid]
+def open_task(lab: Lab, browser: DevTools, project_id: int, task_id: int) -> None:
+    """Log in with the admin's form and open one task in the data manager."""
     base = lab.server.url
     ls = lab.settings.labelstudio
-
     browser.send("Page.enable")
     browser.send("Page.navigate", url=f"{base}/user/login/")
     browser.wait_for("!!document.querySelector('input[name=email]')")
@@ -117,11 +114,20 @@ def test_the_labeling_view_shows_video_choices_and_transcript(
         "document.querySelector('input[name=email]').form.submit(); true"
     )
     browser.wait_for("!location.pathname.startsWith('/user/login')")
-    browser.send("Page.navigate", url=f"{base}/projects/{report.project_id}/data?task={task_id}")
+    browser.send("Page.navigate", url=f"{base}/projects/{project_id}/data?task={task_id}")
     browser.send(
         "Emulation.setDeviceMetricsOverride",
         width=1400, height=1300, deviceScaleFactor=1, mobile=False,
     )  # fmt: skip
+
+
+def test_the_labeling_view_shows_video_choices_and_transcript(
+    lab: Lab, client: LabelStudio, browser: DevTools, tmp_path: Path
+) -> None:
+    vid = lab.add_video(1, words=(" what", " a", " lovely", " morning"))
+    report = push_tasks(lab.settings, lab.wh, predictions={vid: ("joy", 0.7, "m-view")})
+    task_id = tasks_in_project(client, report.project_id)[vid]
+    open_task(lab, browser, report.project_id, task_id)
     browser.wait_for("document.body.innerText.includes('lovely morning')")
     # The player has loaded the file's metadata: Label Studio served it to the browser.
     browser.wait_for("(document.querySelector('video') || {}).readyState >= 1", timeout_s=60)
@@ -147,3 +153,43 @@ def test_the_labeling_view_shows_video_choices_and_transcript(
     for label in lc.LABELS:
         assert label in dom["text"], label
     assert png.stat().st_size > 10_000
+
+
+def test_an_audio_only_task_plays_its_audio(
+    lab: Lab, client: LabelStudio, browser: DevTools, tmp_path: Path
+) -> None:
+    """An imported audio-only file (a generated espeak-ng wav): its task's player loads the
+    file Label Studio serves and plays it (audio decoded, time advancing), no picture."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    wav = folder / "hello.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(wav), "What a lovely morning by the sea"], check=True, timeout=60
+    )
+    wh = Warehouse(lab.settings.data_path)  # the server serves media from its data root
+    [vid] = import_folder(wh, folder, source=f"{lab.prefix}-voice").new
+    wh.mark_done(vid, "asr", "1")  # what `chfen process` records
+    report = push_tasks(lab.settings, wh)
+    assert not report.failed, report.failed
+    task_id = tasks_in_project(client, report.project_id)[vid]
+    open_task(lab, browser, report.project_id, task_id)
+    browser.wait_for("(document.querySelector('video') || {}).readyState >= 1", timeout_s=60)
+    browser.js("document.querySelector('video').muted = false; true")
+    browser.js("document.querySelector('video').play(); true")
+    browser.wait_for("document.querySelector('video').currentTime > 0.5", timeout_s=30)
+    dom = browser.js(
+        "(v => ({src: v.currentSrc, duration: v.duration, width: v.videoWidth,"
+        " audio: v.webkitAudioDecodedByteCount, text: document.body.innerText}))"
+        "(document.querySelector('video'))"
+    )
+    shot = browser.send("Page.captureScreenshot", format="png")
+    (tmp_path / "audio-only-view.png").write_bytes(base64.b64decode(shot["data"]))
+    assert dom["src"].endswith(f"/data/local-files/?d=media/{vid}/media.wav"), dom["src"]
+    row = wh.rows("SELECT duration_s FROM videos_latest WHERE video_id = ?", [vid])[0]
+    assert dom["duration"] == pytest.approx(row["duration_s"], abs=0.1)
+    assert dom["width"] == 0  # no picture
+    assert dom["audio"] > 0  # the sound was decoded for playing
+    for label in lc.LABELS:
+        assert label in dom["text"], label
