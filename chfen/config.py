@@ -142,8 +142,22 @@ class CrawlConfig(_Section):
     retry_backoff_s: float = Field(1.0, ge=0, description="First back-off; doubles per retry.")
     politeness_delay_s: float = Field(0.0, ge=0, description="Pause between downloads per source.")
     max_videos_per_source: int | None = Field(None, ge=1)
+    retry_transient_after_s: float = Field(
+        3600.0,
+        ge=0,
+        description="A page that failed for a passing reason (timeout, network, HTTP 5xx) is "
+        "tried again at the first crawl this long after; the wait doubles with each failure.",
+    )
+    max_transient_retries: int = Field(
+        5, ge=0, description="Runs that try a transiently failed page again, at most."
+    )
     concurrency: int = Field(2, ge=1, description="Videos downloaded at once.")
     audio_sample_rate: int = Field(16000, description="Extracted WAV sample rate (mono).")
+
+    def limits_key(self) -> str:
+        """The limits a video can fail on, as recorded with each crawl failure: a page that
+        failed on a limit is tried again when this changes."""
+        return f"max_duration_s={self.max_duration_s:g};max_filesize_mb={self.max_filesize_mb:g}"
 
 
 class ScenesConfig(_Section):
@@ -532,6 +546,16 @@ class Settings(_Section):
     sources: list[SourceConfig] = Field(
         default_factory=list, description="Empty = the local demo site."
     )
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"source names must be unique; given more than once: {twice}")
+        return sources
+
     demo_site: DemoSiteConfig = DemoSiteConfig()
     crawl: CrawlConfig = CrawlConfig()
     scenes: ScenesConfig = ScenesConfig()

@@ -37,10 +37,19 @@ KINDS = {
 class StageError(Exception):
     """A failure of one stage for one video, with a kind from KINDS."""
 
-    def __init__(self, video_id: str, stage: str, message: str, kind: str = "internal"):
+    def __init__(
+        self,
+        video_id: str,
+        stage: str,
+        message: str,
+        kind: str = "internal",
+        *,
+        transient: bool = False,
+    ):
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; use one of {sorted(KINDS)}")
         self.video_id, self.stage, self.kind, self.message = video_id, stage, kind, message
+        self.transient = transient  # may succeed when tried again later
         super().__init__(f"[{stage}] {video_id}: {message}")
 
 
@@ -114,9 +123,11 @@ def run_for_video(
     *,
     source: str | None = None,
     url: str | None = None,
+    limits: str | None = None,
 ) -> Outcome:
-    """Run one stage for one video and record the outcome in the warehouse ledger."""
-    where = {"source": source, "url": url}
+    """Run one stage for one video and record the outcome in the warehouse ledger (`limits`:
+    the limits in force, recorded with a failure)."""
+    where = {"source": source, "url": url, "limits": limits}
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     try:
@@ -135,8 +146,9 @@ def run_for_video(
         )
     except StageError as exc:
         wh.mark_failed(
-            video_id, stage, version, exc.message, error_kind=exc.kind, started_at=started, **where
-        )
+            video_id, stage, version, exc.message, error_kind=exc.kind, started_at=started,
+            transient=exc.transient, **where,
+        )  # fmt: skip
         log.warning("%s", exc)
         return Outcome(
             video_id, stage, False, exc.kind, exc.message, seconds=time.perf_counter() - t0

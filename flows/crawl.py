@@ -9,15 +9,17 @@ the warehouse by the stage itself.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from chfen.config import Settings, SourceConfig
 from chfen.crawl import Candidate, Crawler
-from chfen.crawl.crawler import STAGE
+from chfen.crawl.crawler import STAGE, STAGE_VERSION
 from chfen.stages import Outcome, StageError
 from flows import scaleout
 from flows.runtime import ResolvedSettings, UsageError, report, resolve_settings
@@ -65,8 +67,62 @@ def import_folder_source(settings: Settings, source: SourceConfig) -> dict:
 
 
 @task(name="discover", cache_policy=NO_CACHE)
-def discover(crawler: Crawler, source: SourceConfig) -> list[Candidate]:
-    return crawler.discover(source)
+def discover(
+    crawler: Crawler, source: SourceConfig, retry_kinds: list[str] | None = None
+) -> tuple[list[Candidate], dict[str, int], StageError | None]:
+    """A source's new candidates and counts, or the error that stopped its discovery
+    (returned, not raised: a dead source is a recorded failure, not a task traceback)."""
+    try:
+        return crawler.discover(source, retry_kinds), dict(crawler.last_discovery), None
+    except StageError as exc:
+        return [], {}, exc
+
+
+def record_source(
+    wh: Warehouse,
+    source: SourceConfig,
+    *,
+    seen: int | None,
+    error: StageError | str | None = None,
+) -> None:
+    """The source's row in `sources` (one per discovery), and a failure row when it failed."""
+    now = dt.datetime.now(dt.UTC)
+    where = source.url if source.url is not None else Path(source.path or "").resolve().as_uri()
+    message = error.message if isinstance(error, StageError) else error
+    wh.append(
+        "sources",
+        [
+            {
+                "name": source.name,
+                "url": where,
+                "kind": "folder" if source.is_folder else "feed",
+                "enabled": source.enabled,
+                "updated_at": now,
+                "status": "failed" if error is not None else "ok",
+                "items_seen": seen,
+                "error": message,
+            }
+        ],
+        refresh_catalog=False,
+    )
+    if error is not None:
+        wh.append(
+            "failures",
+            [
+                {
+                    "video_id": f"source:{source.name}",
+                    "stage": STAGE,
+                    "failed_at": now,
+                    "stage_version": str(STAGE_VERSION),
+                    "source": source.name,
+                    "url": where,
+                    "error_kind": error.kind if isinstance(error, StageError) else "unsupported",
+                    "error": f"source {source.name}: {message}",
+                    "transient": error.transient if isinstance(error, StageError) else False,
+                }
+            ],
+            refresh_catalog=False,
+        )
 
 
 def worker_crawler(payload: str) -> Crawler:
@@ -85,15 +141,24 @@ def crawl_video(settings: str, candidate: Candidate) -> Outcome:
 
 
 def summarize(
-    outcomes: list[Outcome], source_errors: list[str], imported: dict[str, dict] | None = None
+    outcomes: list[Outcome],
+    source_errors: list[str],
+    imported: dict[str, dict] | None = None,
+    discovered: dict[str, dict[str, int]] | None = None,
 ) -> dict:
     new = [o for o in outcomes if o.ok and o.note != "already crawled"]
     failed = [o for o in outcomes if not o.ok]
+    found = list((discovered or {}).values())
     return {
         "imported": imported or {},  # local-folder source -> its import's counts
+        "sources": discovered or {},  # url source -> what its discovery listed and skipped
         "candidates": len(outcomes),
         "downloaded": len(new),
-        "already_known": sum(1 for o in outcomes if o.note == "already crawled"),
+        # pages known before this run (skipped at discovery) and ones that turned out known
+        "already_known": sum(d.get("known", 0) for d in found)
+        + sum(1 for o in outcomes if o.note == "already crawled"),
+        "failed_before": sum(d.get("failed_before", 0) for d in found),
+        "retried": sum(d.get("retrying", 0) for d in found),
         "failed": len(failed),
         "failed_by_kind": dict(Counter(o.kind for o in failed)),
         "failures": [{"video_id": o.video_id, "kind": o.kind, "reason": o.message} for o in failed],
@@ -108,8 +173,11 @@ def crawl_flow(
     overrides: list[str] | None = None,
     source: str | None = None,
     settings: ResolvedSettings = None,
+    retry_failed: list[str] | None = None,
 ) -> dict:
-    """Crawl every enabled source (or one, by name) into the warehouse."""
+    """Crawl every enabled source (or one, by name) into the warehouse. Pages that failed
+    before are tried again when due (`Crawler.known_urls`) or when `retry_failed` names their
+    kind ("all" for every kind)."""
     logger = get_run_logger()
     settings = resolve_settings(settings, settings_file, overrides)
     wh = Warehouse(settings.data_path)
@@ -122,6 +190,7 @@ def crawl_flow(
     with crawl_sources(settings, source) as sources:
         candidates: list[Candidate] = []
         imported: dict[str, dict] = {}
+        discovered: dict[str, dict[str, int]] = {}
         for src in sources:
             if src.is_folder:
                 # a local folder: imported whole here (new and changed files; a bad file or
@@ -129,18 +198,28 @@ def crawl_flow(
                 from chfen.ingest import DatasetImportError, LabelsError
 
                 try:
-                    imported[src.name] = import_folder_source(settings, src)
+                    imported[src.name] = counts = import_folder_source(settings, src)
                 except (DatasetImportError, LabelsError) as exc:
                     logger.error("source %s: %s", src.name, exc)
                     source_errors.append(f"{src.name}: {exc}")
+                    record_source(wh, src, seen=None, error=str(exc))
+                    continue
+                seen = sum(counts[k] for k in ("new", "changed", "unchanged"))
+                record_source(wh, src, seen=seen)
                 continue
-            try:
-                found = discover(crawler, src)
-            except StageError as exc:
-                logger.error("source %s: %s (%s)", src.name, exc.message, exc.kind)
-                source_errors.append(f"{src.name}: {exc.message}")
+            found, counts, error = discover(crawler, src, retry_failed)
+            if error is not None:
+                logger.error("source %s: %s (%s)", src.name, error.message, error.kind)
+                source_errors.append(f"{src.name}: {error.message}")
+                record_source(wh, src, seen=None, error=error)
                 continue
-            logger.info("source %s: %d new candidate(s)", src.name, len(found))
+            record_source(wh, src, seen=counts.get("seen"))
+            discovered[src.name] = counts
+            logger.info(
+                "source %s: %d new candidate(s) (%d listed, %d known, %d failed before, "
+                "%d of them tried again)", src.name, len(found), counts.get("seen", 0),
+                counts.get("known", 0), counts.get("failed_before", 0), counts.get("retrying", 0),
+            )  # fmt: skip
             candidates.extend(found)
         report("crawl:total", len(candidates))
         outcomes: list[Outcome] = []
@@ -153,7 +232,7 @@ def crawl_flow(
                     on_done=lambda _, o: report("crawl:done", o),
                 )[STAGE]  # fmt: skip
     wh.refresh_catalog()
-    summary = summarize(outcomes, source_errors, imported)
+    summary = summarize(outcomes, source_errors, imported, discovered)
     logger.info(
         "crawl: %d new, %d known, %d failed", summary["downloaded"], summary["already_known"],
         summary["failed"],

@@ -668,8 +668,11 @@ class Warehouse:
         started_at: dt.datetime | None = None,
         source: str | None = None,
         url: str | None = None,
+        transient: bool | None = None,
+        limits: str | None = None,
     ) -> None:
-        """Record a failure in the ledger and in `failures` (kind + a readable reason)."""
+        """Record a failure in the ledger and in `failures` (kind + a readable reason;
+        `transient`: may succeed later; `limits`: the limits in force, see the schema)."""
         if isinstance(error, BaseException):
             kind = error_kind or getattr(error, "kind", None) or type(error).__name__
             message = str(error) or type(error).__name__
@@ -691,6 +694,8 @@ class Warehouse:
                     "url": url,
                     "error_kind": kind,
                     "error": message,
+                    "transient": transient,
+                    "limits": limits,
                 }
             ],
         )

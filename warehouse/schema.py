@@ -65,13 +65,17 @@ SOURCES = _spec(
     [
         _f("name", pa.string()),
         _f("url", pa.string()),
-        _f("kind", pa.string()),  # feed | page | video
+        _f("kind", pa.string()),  # feed | page | video | folder
         _f("enabled", pa.bool_()),
         _f("updated_at", TS, False),
+        _f("status", pa.string()),  # ok | failed: how its last discovery went
+        _f("items_seen", pa.int32()),  # entries the source listed (files of a folder)
+        _f("error", pa.string()),  # why the last discovery failed
     ],
     key=("name",),
     latest_by="updated_at",
-    description="Configured crawl sources as last seen.",
+    description="Configured crawl sources, one row per discovery (the latest per name is the "
+    "source's state).",
 )
 
 VIDEOS = _spec(
@@ -147,6 +151,11 @@ FAILURES = _spec(
         _f("url", pa.string()),
         _f("error_kind", pa.string(), False),  # network | http | corrupt | limit | timeout | ...
         _f("error", pa.string(), False),
+        # may succeed when tried again later (timeout, network, HTTP 5xx); null before 2026-12
+        _f("transient", pa.bool_()),
+        # the crawl limits in force (`CrawlConfig.limits_key`): a limit failure is tried again
+        # when they change
+        _f("limits", pa.string()),
     ],
     key=("video_id", "stage", "failed_at"),
     description="Every failure with a reason a user understands; append-only.",

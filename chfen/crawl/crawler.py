@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,8 @@ class Crawler:
         self.partial_root = self.media_root / PARTIAL_DIR
         self._last_fetch: dict[str, float] = {}
         self._polite = threading.Lock()
+        self._retrying: set[str] = set()
+        self.last_discovery: dict[str, int] = {}
 
     # ---- yt-dlp -----------------------------------------------------------------------------
 
@@ -139,14 +141,18 @@ class Crawler:
                 if not transient or attempt >= self.cfg.retries:
                     if transient and attempt:
                         reason += f" (after {attempt + 1} attempts)"
-                    raise _Failure(kind, reason) from exc
+                    raise _Failure(kind, reason, transient) from exc
                 delay = self.cfg.retry_backoff_s * (2**attempt)
                 log.info("%s: %s; retrying in %.1f s", what, reason, delay)
                 time.sleep(delay)
                 attempt += 1
 
-    def discover(self, source: SourceConfig) -> list[Candidate]:
-        """Candidate pages of a source, in the source's order, skipping known pages."""
+    def discover(
+        self, source: SourceConfig, retry_kinds: Iterable[str] | None = None
+    ) -> list[Candidate]:
+        """Candidate pages of a source, in the source's order, skipping known pages (see
+        `known_urls` for which failed pages are tried again). How many entries the source
+        listed and why some were skipped: `last_discovery`."""
         if source.url is None:  # a local folder: `chfen.ingest.import_source` takes it
             raise StageError(
                 f"source:{source.name}", "discover",
@@ -154,14 +160,23 @@ class Crawler:
                 "internal",
             )  # fmt: skip
 
+        url = source.url
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$", url):
+            raise StageError(
+                f"source:{source.name}", "discover",
+                f"{url!r} is not a URL (expected e.g. https://host/feed.xml)", "unsupported",
+            )  # fmt: skip
+
         def extract() -> dict[str, Any]:
             with yt_dlp.YoutubeDL(self._ydl_opts(extract_flat="in_playlist")) as ydl:
-                return ydl.extract_info(source.url, download=False)
+                return ydl.extract_info(url, download=False)
 
         try:
             info = self._with_retries(source.name, extract)
         except _Failure as exc:
-            raise StageError(f"source:{source.name}", "discover", exc.reason, exc.kind) from None
+            raise StageError(
+                f"source:{source.name}", "discover", exc.reason, exc.kind, transient=exc.transient
+            ) from None
         entries = info.get("entries") if info.get("_type") == "playlist" else [info]
         candidates = []
         for entry in entries or []:
@@ -170,24 +185,76 @@ class Crawler:
                 # feed entries carry yt-dlp's private hints in the URL fragment; keep the page
                 url, _ = unsmuggle_url(url)
                 candidates.append(Candidate(source.name, url, entry.get("title")))
-        known = self.known_urls()
-        fresh = [c for c in candidates if c.url not in known]
+        done, failed = self.known_urls(retry_kinds)
+        fresh = [c for c in candidates if c.url not in done and c.url not in failed]
         limit = source.max_videos or self.cfg.max_videos_per_source
-        return fresh[:limit] if limit else fresh
+        chosen = fresh[:limit] if limit else fresh
+        urls = {c.url for c in candidates}
+        self.last_discovery = {
+            "seen": len(candidates),
+            "known": len(urls & done),
+            "failed_before": len(urls & failed),
+            "retrying": sum(1 for c in chosen if c.url in self._retrying),
+        }
+        return chosen
 
-    def known_urls(self) -> set[str]:
-        """Pages that already gave a video, or already failed at this stage version."""
+    def known_urls(self, retry_kinds: Iterable[str] | None = None) -> tuple[set[str], set[str]]:
+        """(pages that already gave a video, pages that failed and are not tried again yet).
+
+        A failed page is tried again (left out of the second set) when its failure was
+        transient (timeout, network, HTTP 5xx) and `crawl.retry_transient_after_s` has passed
+        since, doubling with each failure, at most `crawl.max_transient_retries` times; when
+        it hit a limit and the limits changed since; or when `retry_kinds` names its kind
+        ("all": every kind: `chfen crawl --retry-failed`)."""
+        done = {
+            r["url"]
+            for r in self.wh.rows(
+                "SELECT webpage_url AS url FROM videos_latest WHERE status = 'ok'"
+            )
+        }
         rows = self.wh.rows(
             """
-            SELECT webpage_url AS url FROM videos_latest WHERE status = 'ok'
-            UNION SELECT url FROM failures f
-            WHERE stage = $stage AND stage_version = $version AND url IS NOT NULL
+            SELECT f.url, arg_max(f.error_kind, f.failed_at) AS kind,
+                   arg_max(f.transient, f.failed_at) AS transient,
+                   arg_max(f.limits, f.failed_at) AS limits,
+                   max(f.failed_at) AS failed_at, count(*) AS n
+            FROM failures f
+            WHERE f.stage = $stage AND f.stage_version = $version AND f.url IS NOT NULL
               AND EXISTS (SELECT 1 FROM stage_runs_latest s WHERE s.video_id = f.video_id
                   AND s.stage = $stage AND s.stage_version = $version AND s.status = 'failed')
+            GROUP BY f.url
             """,
             {"stage": STAGE, "version": STAGE_VERSION},
         )
-        return {r["url"] for r in rows}
+        kinds = set(retry_kinds or ())
+        now = dt.datetime.now(dt.UTC)
+        failed: set[str] = set()
+        self._retrying: set[str] = set()
+        for r in rows:
+            if r["url"] in done:
+                continue
+            if self._retry_now(r, kinds, now):
+                self._retrying.add(r["url"])
+            else:
+                failed.add(r["url"])
+        return done, failed
+
+    def _retry_now(self, failure: Mapping[str, Any], kinds: set[str], now: dt.datetime) -> bool:
+        """Whether a page's latest failure (`known_urls`' row) is due to be tried again."""
+        if "all" in kinds or failure["kind"] in kinds:
+            return True
+        if failure["kind"] == "limit":
+            return failure["limits"] is not None and failure["limits"] != self.cfg.limits_key()
+        transient = failure["transient"]
+        if transient is None:  # recorded before the column: the kinds that always are
+            transient = failure["kind"] in ("timeout", "network")
+        if not transient or failure["n"] > self.cfg.max_transient_retries:
+            return False
+        wait = self.cfg.retry_transient_after_s * 2 ** (failure["n"] - 1)
+        failed_at = failure["failed_at"]
+        if failed_at.tzinfo is None:
+            failed_at = failed_at.replace(tzinfo=dt.UTC)
+        return (now - failed_at).total_seconds() >= wait
 
     # ---- one candidate ------------------------------------------------------------------------
 
@@ -200,7 +267,8 @@ class Crawler:
             vid = url_id(cand.url)
             self.wh.mark_failed(
                 vid, STAGE, STAGE_VERSION, exc.reason, error_kind=exc.kind,
-                source=cand.source, url=cand.url,
+                source=cand.source, url=cand.url, transient=exc.transient,
+                limits=self.cfg.limits_key(),
             )  # fmt: skip
             return Outcome(vid, STAGE, False, exc.kind, exc.reason)
         vid = video_id_for(info)
@@ -213,7 +281,7 @@ class Crawler:
         return run_for_video(
             self.wh, STAGE, STAGE_VERSION, vid,
             lambda v: self._download(v, info, cand),
-            source=cand.source, url=cand.url,
+            source=cand.source, url=cand.url, limits=self.cfg.limits_key(),
         )  # fmt: skip
 
     def _landed_before(self, vid: str) -> bool:
@@ -300,7 +368,9 @@ class Crawler:
             try:
                 self._with_retries(vid, fetch)
             except _Failure as exc:
-                raise StageError(vid, STAGE, exc.reason, exc.kind) from None
+                raise StageError(
+                    vid, STAGE, exc.reason, exc.kind, transient=exc.transient
+                ) from None
         videos = [p for p in tmp.glob("video.*") if p.suffix not in (".json", ".part", ".ytdl")]
         if not videos:
             # yt-dlp skips a file over max_filesize without an error
@@ -402,9 +472,9 @@ class Crawler:
 
 
 class _Failure(Exception):
-    def __init__(self, kind: str, reason: str):
+    def __init__(self, kind: str, reason: str, transient: bool = False):
         super().__init__(reason)
-        self.kind, self.reason = kind, reason
+        self.kind, self.reason, self.transient = kind, reason, transient
 
 
 class _QuietLogger:

@@ -35,6 +35,10 @@ def print_crawl_summary(summary: dict, out: Console | None = None) -> None:
     table.add_column("videos", justify="right")
     table.add_row("downloaded and verified", str(summary["downloaded"]))
     table.add_row("already in the warehouse", str(summary["already_known"]))
+    if summary.get("failed_before"):
+        table.add_row("failed before, not due again", str(summary["failed_before"]))
+    if summary.get("retried"):
+        table.add_row("failed before, tried again", str(summary["retried"]))
     for kind, n in sorted(summary["failed_by_kind"].items()):
         table.add_row(f"failed: {kind}", str(n))
     for name, counts in summary.get("imported", {}).items():

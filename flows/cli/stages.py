@@ -129,13 +129,40 @@ def crawl(
     source: Annotated[
         str | None, typer.Option(help="Only this source (by name); default: every enabled one.")
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            help="Try pages that failed before again now (all kinds, or those of --kind). "
+            "Without it, passing failures (timeout, network, HTTP 5xx) are tried again after "
+            "crawl.retry_transient_after_s, and limit failures when the limit changes."
+        ),
+    ] = False,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="With --retry-failed: only failures of this kind (repeatable)."),
+    ] = None,
 ) -> None:
-    """Crawl the configured sources (default: the local demo site) into the warehouse."""
+    """Crawl the configured sources (default: the local demo site) into the warehouse.
+    Exit code 1 when a source could not be read (its error is in the summary and in the
+    `sources` and `failures` tables)."""
+    from chfen.stages import KINDS, StageError
     from flows.crawl import crawl_flow
+    from flows.runtime import UsageError
 
+    if kind and not retry_failed:
+        raise UsageError("--kind goes with --retry-failed")
+    unknown = sorted(set(kind or ()) - set(KINDS))
+    if unknown:
+        raise UsageError(f"unknown failure kind(s) {unknown}; kinds: {', '.join(KINDS)}")
+    retry = (list(kind) if kind else ["all"]) if retry_failed else None
     with progress_for("crawl"):
-        summary = crawl_flow(**flow_args(), source=source)
+        summary = crawl_flow(**flow_args(), source=source, retry_failed=retry)
     print_crawl_summary(summary)
+    if summary["source_errors"]:
+        n = len(summary["source_errors"])
+        raise StageError(
+            "sources", "crawl", f"{n} source(s) could not be read (see above); the others ran"
+        )
 
 
 @command(app, "process", flows=True)

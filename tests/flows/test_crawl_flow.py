@@ -128,10 +128,64 @@ def test_a_local_folder_source_is_imported_by_each_crawl(
     versions = wh.versions()
     third = crawl_flow(overrides=overrides)
     assert third["imported"]["mine"]["new"] == third["imported"]["mine"]["changed"] == 0
-    assert wh.versions() == versions  # nothing written
+    # nothing written but the source's row of this discovery (`sources`: 3 files seen)
+    after = wh.versions()
+    assert after.pop("sources") == versions.pop("sources") + 1 and after == versions
+    assert wh.rows("SELECT items_seen FROM sources_latest") == [{"items_seen": 3}]
 
     # a bad labels file is that source's error, reported; nothing of it written
     labels.write_text(labels.read_text().replace("c.wav,angry", "c.wav,elated"))
+    versions = wh.versions()
     bad = crawl_flow(overrides=overrides)
     assert "mine" not in bad["imported"] and "elated" in bad["source_errors"][0]
-    assert wh.versions() == versions
+    # nothing of the import written: only the source's failed row and its failure
+    after = wh.versions()
+    assert after.pop("sources") == versions.pop("sources") + 1
+    assert after.pop("failures") == versions.pop("failures") + 1 and after == versions
+    state = wh.rows("SELECT status, error FROM sources_latest")
+    assert state[0]["status"] == "failed" and "elated" in state[0]["error"]
+
+
+def test_dead_and_invalid_sources_are_recorded_and_the_others_run(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    """A feed nobody answers and a string that is not a URL: each is a failed `sources` row
+    and a `failures` row with a one-line reason; the folder source beside them still runs."""
+    import socket
+
+    from flows.crawl import crawl_flow
+
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    root = tmp_path / "data"
+    sources = (
+        f'[{{name: dead, url: "http://127.0.0.1:{port}/feed.xml"}}, '
+        '{name: typo, url: "not a url"}, '
+        f'{{name: mine, path: "{folder}"}}]'
+    )
+    summary = crawl_flow(overrides=[f"data_root={root}", f"sources={sources}", "crawl.retries=0"])
+    errors = sorted(summary["source_errors"])
+    assert len(errors) == 2 and errors[0].startswith("dead: ") and errors[1].startswith("typo: ")
+    assert "not a URL" in errors[1]
+    assert all("\n" not in e for e in errors)
+    wh = Warehouse(root)
+    rows = {r["name"]: r for r in wh.rows("SELECT * FROM sources")}
+    assert rows["dead"]["status"] == "failed" and rows["dead"]["error"]
+    assert rows["typo"]["status"] == "failed" and "not a URL" in rows["typo"]["error"]
+    assert rows["mine"]["status"] == "ok" and rows["mine"]["items_seen"] == 0
+    failed = {r["video_id"]: r for r in wh.rows("SELECT * FROM failures")}
+    assert set(failed) == {"source:dead", "source:typo"}
+    assert failed["source:dead"]["error_kind"] == "network" and failed["source:dead"]["transient"]
+    assert failed["source:typo"]["error_kind"] == "unsupported"
+
+
+def test_source_names_must_be_unique() -> None:
+    import pytest
+
+    from chfen.config import Settings
+
+    with pytest.raises(ValueError, match="unique"):
+        Settings(sources=[{"name": "a", "url": "http://x/f"}, {"name": "a", "url": "http://y/f"}])

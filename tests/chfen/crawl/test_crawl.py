@@ -170,3 +170,33 @@ def test_url_ids_are_stable_and_safe() -> None:
     assert url_id("http://a/b") == url_id("http://a/b") != url_id("http://a/c")
     assert sanitize_id("Generic-../../etc/passwd 🎉") == "generic-etc-passwd"
     assert os.sep not in sanitize_id("a/b\\c")
+
+
+def test_failed_pages_are_tried_again_when_due(crawled, demo_site: DemoSite) -> None:
+    """A timeout is tried again once its back-off has passed, a limit failure once the limits
+    change, any kind when asked; a 404 only when asked. Discovery counts what it skipped."""
+    wh, _, truth, _ = crawled
+    url_of = {v["fail_kind"]: v["page_url"] for v in truth["videos"] if v["expect"] == "fail"}
+    failure = {r["url"]: r for r in wh.rows("SELECT url, transient FROM failures")}
+    assert failure[url_of["timeout"]]["transient"] is True
+    assert failure[url_of["http_404"]]["transient"] is False
+
+    def failed(cfg: CrawlConfig, kinds: list[str] | None = None) -> set[str]:
+        return Crawler(cfg, wh).known_urls(kinds)[1] & set(url_of.values())
+
+    assert failed(CFG) == set(url_of.values())  # within the back-off: nothing is due
+    due = failed(CFG.model_copy(update={"retry_transient_after_s": 0}))
+    assert url_of["timeout"] not in due and url_of["http_404"] in due
+    # a failure's limits are recorded with it: a looser limit makes its pages due
+    looser = failed(CFG.model_copy(update={"max_duration_s": 300}))
+    assert url_of["too_long"] not in looser and url_of["too_large"] not in looser
+    assert url_of["http_404"] in looser and url_of["timeout"] in looser
+    assert failed(CFG, ["http"]) == set(url_of.values()) - {url_of["http_404"]}
+    assert failed(CFG, ["all"]) == set()
+    # the second discovery says why it found nothing new
+    crawler = Crawler(CFG, wh)
+    hard = SourceConfig(name="hardcases", url=demo_site.hardcases_feed_url)
+    assert crawler.discover(hard) == []
+    counts = crawler.last_discovery
+    assert counts["seen"] == counts["known"] + counts["failed_before"]
+    assert counts["failed_before"] >= len(url_of) and counts["retrying"] == 0
