@@ -17,12 +17,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic.json_schema import SkipJsonSchema
 
+from chfen import procs
 from chfen.config import Settings, load_settings
 
 OFFLINE_ENV = {
@@ -75,6 +78,88 @@ def configure(settings: Settings) -> None:
 
         if server.running_pid(settings) is not None and server.healthy(settings, 1.0):
             os.environ["PREFECT_API_URL"] = server.base_url(settings) + "/api"
+    children = DataRoot(settings.data_path).run_dir("children")
+    for line in procs.sweep_orphans(children):
+        _log.warning("stopped %s", line)
+    if "PREFECT_API_URL" not in os.environ:
+        guard_embedded_server(children)
+
+
+# Markers of the embedded server's command line (Prefect's SubprocessASGIServer).
+EMBEDDED_MARKERS = (b"prefect.server.api.server:create_app",)
+_log = logging.getLogger("chfen")
+_guard: dict[str, Any] = {}  # "folder": where the child records go; "cls": the subclass
+
+
+class _SubprocessWithParent:
+    """`subprocess` as Prefect's server module sees it while it starts the embedded server:
+    the same, but `Popen` gets `preexec_fn` (the parent-death signal)."""
+
+    def __init__(self, preexec: Callable[[], None] | None) -> None:
+        self._preexec = preexec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:  # noqa: N802 - its name
+        kwargs.setdefault("preexec_fn", self._preexec)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _guarded_server_class() -> type:
+    import prefect.server.api.server as server_module
+    from prefect.server.api.server import SubprocessASGIServer
+
+    swap = threading.Lock()
+
+    class GuardedServer(SubprocessASGIServer):
+        """Prefect's embedded server, started with the parent-death signal and recorded."""
+
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            # Linux signals the child when the *thread* that forked it ends: only the main
+            # thread lives as long as the process. Other threads: the record alone.
+            main = threading.current_thread() is threading.main_thread()
+            preexec = procs.die_with_parent() if main else None
+            with swap:
+                server_module.subprocess = _SubprocessWithParent(preexec)  # type: ignore[assignment]
+                try:
+                    proc = super()._run_uvicorn_command()
+                finally:
+                    server_module.subprocess = subprocess
+            self._chfen_record = (_guard["folder"], proc.pid)
+            procs.record_child(
+                _guard["folder"], proc.pid, EMBEDDED_MARKERS, "the embedded Prefect server"
+            )
+            return proc
+
+        def stop(self) -> None:
+            record = getattr(self, "_chfen_record", None)
+            super().stop()
+            if record is not None:
+                procs.forget_child(*record)
+
+    return GuardedServer
+
+
+def guard_embedded_server(children: Path) -> None:
+    """Make the embedded Prefect server that Prefect starts on first use (no PREFECT_API_URL)
+    die with this process, also when it is SIGKILLed: a parent-death signal (when started from
+    the main thread, as the CLI does) and always a record in `children` for
+    `procs.sweep_orphans` at the next start. Without this, every killed run leaves an orphan
+    uvicorn of ~250 MB behind.
+
+    Prefect keeps one `SubprocessASGIServer` per port (None: any free one) and returns that
+    instance from `SubprocessASGIServer()`; registering our subclass first makes Prefect start
+    ours. The command and environment stay Prefect's own: only `subprocess.Popen` as its server
+    module sees it gets a `preexec_fn`, for the duration of the start.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    _guard["folder"] = children
+    if "cls" not in _guard:
+        _guard["cls"] = _guarded_server_class()
+    if SubprocessASGIServer._instances.get(None) is None:
+        _guard["cls"]()  # registers itself as the instance for "any free port"
 
 
 def api_url() -> str | None:
