@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,90 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class LockBusy(RuntimeError):
+    """Another run holds a lock this one needs (and did not release it in time); says who."""
+
+
+_SECRET_WORDS = ("token", "password", "secret", "key")
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command line for messages: the program's name, and `k=v` arguments
+    whose key names a secret shown as `k=***`."""
+    args = list(sys.argv if argv is None else argv)
+    if args:
+        args[0] = Path(args[0]).name
+    shown = []
+    for arg in args:
+        key, eq, _ = arg.partition("=")
+        secret = eq and any(w in key.lower() for w in _SECRET_WORDS)
+        shown.append(f"{key}=***" if secret else arg)
+    return " ".join(shown)
+
+
+def describe_holder(text: str) -> str:
+    """A lock file's holder record as `pid P on host H (command, since T)`."""
+    try:
+        h = json.loads(text)
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(h["since"])))
+        return f"pid {h['pid']} on host {h['host']} ({h['command']}, since {since})"
+    except (ValueError, KeyError, TypeError):
+        return "a process that has not said who it is yet"
+
+
+@contextmanager
+def exclusive(
+    path: Path,
+    what: str,
+    *,
+    wait_s: float,
+    on_wait: Callable[[str], None] | None = None,
+    hint: str = "",
+) -> Iterator[None]:
+    """Hold the exclusive lock `path` (flock) for the block, writing who holds it (pid, host,
+    command line, since) into the file; a run waiting for it can name the holder.
+
+    Held by another process: tell `on_wait` once (naming the holder) and wait up to `wait_s`
+    seconds, then raise `LockBusy` naming the holder (plus `hint`). The kernel releases the
+    lock when its holder dies, even by SIGKILL, so a killed run's lock is taken over at once;
+    the stale record in the file is overwritten.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # no truncation: it names the holder
+    try:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = describe_holder(Path(path).read_text(errors="replace"))
+                if time.monotonic() >= deadline:
+                    raise LockBusy(
+                        f"{what} is in use by {holder}; it did not finish within {wait_s:.0f} s. "
+                        f"Wait for it, or stop it{hint}"
+                    ) from None
+                if not told and on_wait is not None:
+                    on_wait(f"waiting up to {wait_s:.0f} s: {what} is in use by {holder}")
+                    told = True
+                time.sleep(0.2)
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command_line(),
+            "since": time.time(),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # released: nobody to name
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def read_pid(pid_file: Path) -> int | None:

@@ -5,6 +5,8 @@ here run on a real background process (Python's http.server)."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -202,3 +204,42 @@ def test_the_sweep_stops_orphans_of_killed_parents_only(tmp_path: Path) -> None:
         live_parent.kill()
         live_parent.wait()
         procs.terminate(live_child, (), 5)
+
+
+# ---- one writer per stage (issue 18, point 2) --------------------------------------------------
+
+
+def test_a_lock_names_its_holder_and_a_killed_holders_lock_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "locks" / "crawl.lock"
+    script = f"""
+import time
+from pathlib import Path
+from chfen import procs
+with procs.exclusive(Path({str(path)!r}), "the crawl stage", wait_s=0):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, "--set", "labelstudio.token=s3cret"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        told: list[str] = []
+        t0 = time.monotonic()
+        with pytest.raises(procs.LockBusy) as err:
+            with procs.exclusive(path, "the crawl stage", wait_s=0.6, on_wait=told.append):
+                pass
+        assert time.monotonic() - t0 >= 0.6  # it waited before giving up
+        message = str(err.value)
+        assert f"in use by pid {holder.pid} on host {socket.gethostname()}" in message
+        assert "labelstudio.token=***" in message and "s3cret" not in message
+        assert "since 20" in message and len(told) == 1 and f"pid {holder.pid}" in told[0]
+    finally:
+        holder.kill()  # SIGKILL: its lock goes with it, its record stays in the file
+        holder.wait()
+    assert f'"pid": {holder.pid}' in path.read_text()
+    with procs.exclusive(path, "the crawl stage", wait_s=0):
+        assert f'"pid": {os.getpid()}' in path.read_text()
+    assert path.read_text() == ""  # released: nobody named
