@@ -9,7 +9,8 @@ Prints a table and writes JSON (default benchmarks/results/warehouse.json).
 Small files (issue 18): a stage's 1,000 one-video results (a `videos` row and a ledger row
 each, through `Warehouse.append` and `mark_done`, the stages' path), committed per video as
 before, in batches (`Warehouse.batched`, `warehouse.commit_videos`), and in batches with the
-pipeline's compaction (`warehouse.compact_files`) after each run of 100 videos; Parquet files
+pipeline's compaction (`warehouse.compact_files`) after each run of 100 videos (also per video
+with compaction: the Dask runner's path); Parquet files
 and Delta versions per table, write time, and query time after. Writes
 benchmarks/results/warehouse-small-files.json.
 """
@@ -134,11 +135,16 @@ def timed_queries(wh: Warehouse, repeat: int) -> dict[str, float]:
     return out
 
 
-def small_files(n_videos: int, repeat: int, commit_videos: int, compact_files: int) -> dict:
+def small_files(
+    n_videos: int, repeat: int, commit_videos: int, compact_files: int, only: str | None = None
+) -> dict:
     """Per-video commits against batched ones (and batched plus compaction)."""
     now = dt.datetime.now(dt.UTC)
     variants = {
         "per video (before)": {"batch": None, "compact": 0},
+        f"per video + compaction over {compact_files} files (Dask workers)": {
+            "batch": None, "compact": compact_files,
+        },
         f"batches of {commit_videos}": {"batch": commit_videos, "compact": 0},
         f"batches + compaction over {compact_files} files": {
             "batch": commit_videos, "compact": compact_files,
@@ -146,6 +152,8 @@ def small_files(n_videos: int, repeat: int, commit_videos: int, compact_files: i
     }  # fmt: skip
     results = {}
     for name, how in variants.items():
+        if only and only not in name:
+            continue
         with tempfile.TemporaryDirectory(prefix="chfen-bench-") as tmp:
             wh = Warehouse(Path(tmp) / "data")
             t0 = time.perf_counter()
@@ -169,7 +177,9 @@ def small_files(n_videos: int, repeat: int, commit_videos: int, compact_files: i
 
 
 def main_small_files(args: argparse.Namespace, console: Console) -> None:
-    results = small_files(args.videos, args.repeat, args.commit_videos, args.compact_files)
+    results = small_files(
+        args.videos, args.repeat, args.commit_videos, args.compact_files, args.only
+    )
     table = Table(title=f"Small files: {args.videos:,} one-video results")
     for col in ("commits", "files videos / stage_runs", "versions", "write", "count", "pending"):
         table.add_column(col, justify="right" if col != "commits" else "left")
@@ -213,6 +223,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=1000)
     ap.add_argument("--commit-videos", type=int, default=20)
     ap.add_argument("--compact-files", type=int, default=64)
+    ap.add_argument("--only", help="small files: run the variants whose name holds this")
     args = ap.parse_args()
     console = Console()
     if args.small_files:
