@@ -3,13 +3,25 @@
     .venv/bin/python -m benchmarks.warehouse [--rows 1000000] [--batch 10000] [--out FILE]
 
 Prints a table and writes JSON (default benchmarks/results/warehouse.json).
+
+    .venv/bin/python -m benchmarks.warehouse --small-files [--videos 1000]
+
+Small files (issue 18): a stage's 1,000 one-video results (a `videos` row and a ledger row
+each, through `Warehouse.append` and `mark_done`, the stages' path), committed per video as
+before, in batches (`Warehouse.batched`, `warehouse.commit_videos`), and in batches with the
+pipeline's compaction (`warehouse.compact_files`) after each run of 100 videos (also per video
+with compaction: the Dask runner's path); Parquet files
+and Delta versions per table, write time, and query time after. Writes
+benchmarks/results/warehouse-small-files.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import statistics
@@ -99,14 +111,125 @@ QUERIES = {
 }
 
 
+def one_video_row(i: int, now: dt.datetime) -> dict:
+    return {
+        "video_id": f"demo-{i:07d}", "source": "demo", "title": f"video {i}",
+        "uploader": f"@up{i % 50}", "duration_s": 10.0 + i % 30, "status": "ok",
+        "updated_at": now,
+    }  # fmt: skip
+
+
+def timed_queries(wh: Warehouse, repeat: int) -> dict[str, float]:
+    """Median seconds of two everyday reads: a count over `videos`, and what is pending."""
+    out = {}
+    for name, run in (
+        ("count by status", lambda: wh.query(QUERIES["count by status"])),
+        ("pending for a stage", lambda: wh.pending("scenes", "1")),
+    ):
+        runs = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            run()
+            runs.append(time.perf_counter() - t)
+        out[name] = statistics.median(runs)
+    return out
+
+
+def small_files(
+    n_videos: int, repeat: int, commit_videos: int, compact_files: int, only: str | None = None
+) -> dict:
+    """Per-video commits against batched ones (and batched plus compaction)."""
+    now = dt.datetime.now(dt.UTC)
+    variants = {
+        "per video (before)": {"batch": None, "compact": 0},
+        f"per video + compaction over {compact_files} files (Dask workers)": {
+            "batch": None, "compact": compact_files,
+        },
+        f"batches of {commit_videos}": {"batch": commit_videos, "compact": 0},
+        f"batches + compaction over {compact_files} files": {
+            "batch": commit_videos, "compact": compact_files,
+        },
+    }  # fmt: skip
+    results = {}
+    for name, how in variants.items():
+        if only and only not in name:
+            continue
+        with tempfile.TemporaryDirectory(prefix="chfen-bench-") as tmp:
+            wh = Warehouse(Path(tmp) / "data")
+            t0 = time.perf_counter()
+            run = 100  # videos per stage run: the pipeline compacts after each run
+            for start in range(0, n_videos, run):
+                block = wh.batched(how["batch"], 30.0) if how["batch"] else contextlib.nullcontext()
+                with block:
+                    for i in range(start, min(start + run, n_videos)):
+                        wh.append("videos", [one_video_row(i, now)], refresh_catalog=False)
+                        wh.mark_done(f"demo-{i:07d}", "crawl", "1")
+                wh.compact_small_files(["videos", "stage_runs"], how["compact"])
+            write_s = time.perf_counter() - t0
+            results[name] = {
+                "write_s": write_s,
+                "files": {t: len(wh.live_files(t)[1]) for t in ("videos", "stage_runs")},
+                "versions": {t: wh.version(t) for t in ("videos", "stage_runs")},
+                "query_s": timed_queries(wh, repeat),
+                "rows": wh.count("videos"),
+            }
+    return results
+
+
+def main_small_files(args: argparse.Namespace, console: Console) -> None:
+    results = small_files(
+        args.videos, args.repeat, args.commit_videos, args.compact_files, args.only
+    )
+    table = Table(title=f"Small files: {args.videos:,} one-video results")
+    for col in ("commits", "files videos / stage_runs", "versions", "write", "count", "pending"):
+        table.add_column(col, justify="right" if col != "commits" else "left")
+    for name, r in results.items():
+        q = r["query_s"]
+        table.add_row(
+            name,
+            f"{r['files']['videos']} / {r['files']['stage_runs']}",
+            f"{r['versions']['videos']} / {r['versions']['stage_runs']}",
+            f"{r['write_s']:.1f} s",
+            f"{q['count by status'] * 1000:.0f} ms",
+            f"{q['pending for a stage'] * 1000:.0f} ms",
+        )
+    console.print(table)
+    out = args.out or Path("benchmarks/results/warehouse-small-files.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "warehouse-small-files",
+                "when": dt.datetime.now(dt.UTC).isoformat(),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "videos": args.videos,
+                "commit_videos": args.commit_videos,
+                "compact_files": args.compact_files,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    console.print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/warehouse.json"))
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--small-files", action="store_true", help="the small-files benchmark")
+    ap.add_argument("--videos", type=int, default=1000)
+    ap.add_argument("--commit-videos", type=int, default=20)
+    ap.add_argument("--compact-files", type=int, default=64)
+    ap.add_argument("--only", help="small files: run the variants whose name holds this")
     args = ap.parse_args()
     console = Console()
+    if args.small_files:
+        main_small_files(args, console)
+        return
+    args.out = args.out or Path("benchmarks/results/warehouse.json")
     rng = np.random.default_rng(0)
     now = dt.datetime.now(dt.UTC)
 
@@ -164,7 +287,7 @@ def main() -> None:
     result = {
         "benchmark": "warehouse",
         "when": now.isoformat(),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "rows": appended,
         "batch": args.batch,
         "commits": commits,

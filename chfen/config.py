@@ -250,6 +250,12 @@ class PrefectConfig(_Section):
     task_runner: Literal["thread", "dask"] = "thread"
     dask_address: str | None = Field(None, description="Scheduler address; None = local cluster.")
     dask_workers: int = Field(2, ge=1)
+    stage_lock_wait_s: float = Field(
+        1800.0,
+        ge=0,
+        description="How long a run waits while another run of the same stage works on this "
+        "data root (one writer per stage); then it fails naming the holder. 0 = fail at once.",
+    )
     crawl_cron: str = "0 * * * *"
     label_sync_minutes: int = Field(10, ge=1)
     retrain_min_new_labels: int = Field(
@@ -259,6 +265,23 @@ class PrefectConfig(_Section):
     )
     train_min_labeled: int = Field(
         10, ge=2, description="The first training run waits for this many labeled videos."
+    )
+
+
+class WarehouseConfig(_Section):
+    """How the stages commit: in batches, and compacting tables that gather many files."""
+
+    commit_videos: int = Field(
+        20, ge=1, description="Commit a stage's rows once this many videos are done; 1 = each."
+    )
+    commit_seconds: float = Field(
+        30.0, gt=0, description="...or once the oldest waiting row is this old."
+    )
+    compact_files: int = Field(
+        64,
+        ge=0,
+        description="After a stage run, compact each table it wrote that holds more Parquet "
+        "files than this; 0 = never (run `chfen warehouse compact`).",
     )
 
 
@@ -562,6 +585,7 @@ class Settings(_Section):
     asr: AsrConfig = AsrConfig()
     labelstudio: LabelStudioConfig = LabelStudioConfig()
     prefect: PrefectConfig = PrefectConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
     embed: EmbedConfig = EmbedConfig()
     train: TrainConfig = TrainConfig()
     quality: QualityConfig = QualityConfig()

@@ -22,7 +22,7 @@ from chfen.crawl import Candidate, Crawler
 from chfen.crawl.crawler import STAGE, STAGE_VERSION
 from chfen.stages import Outcome, StageError
 from flows import scaleout
-from flows.runtime import ResolvedSettings, UsageError, report, resolve_settings
+from flows.runtime import ResolvedSettings, UsageError, locked, report, resolve_settings
 from warehouse import Warehouse
 
 
@@ -168,6 +168,7 @@ def summarize(
 
 
 @flow(name="crawl", log_prints=False)
+@locked(STAGE)
 def crawl_flow(
     settings_file: str | None = None,
     overrides: list[str] | None = None,
@@ -226,7 +227,10 @@ def crawl_flow(
         if candidates:
             jobs = [(crawl_video, {"settings": payload, "candidate": c}) for c in candidates]
             # crawl.concurrency downloads at once, whatever the runner's threads or processes
-            with scaleout.task_runner(settings, max_workers=settings.crawl.concurrency) as runner:
+            with (
+                scaleout.batched(settings, payload),
+                scaleout.task_runner(settings, max_workers=settings.crawl.concurrency) as runner,
+            ):
                 outcomes = scaleout.run_bounded(
                     runner, {STAGE: jobs}, {STAGE: settings.crawl.concurrency},
                     on_done=lambda _, o: report("crawl:done", o),

@@ -21,7 +21,7 @@ from chfen.embed.keys import STAGE
 from chfen.embed.stage import EmbedResult, EmbedStage
 from chfen.stages import Outcome, run_for_video
 from flows import scaleout
-from flows.runtime import ResolvedSettings, report, resolve_settings
+from flows.runtime import ResolvedSettings, locked, report, resolve_settings
 from warehouse import Warehouse
 
 
@@ -61,6 +61,7 @@ def embed_video(settings: str, video_id: str) -> tuple[Outcome, dict]:
 
 
 @flow(name="embed")
+@locked(STAGE)
 def embed_flow(
     settings_file: str | None = None,
     overrides: list[str] | None = None,
@@ -91,7 +92,10 @@ def embed_flow(
             report("embed:done", result[0])
             vectors.update(result[1])
 
-        with scaleout.task_runner(settings, max_workers=1) as runner:
+        with (
+            scaleout.batched(settings, payload),
+            scaleout.task_runner(settings, max_workers=1) as runner,
+        ):
             made = scaleout.run_bounded(
                 runner, jobs, {STAGE: 1 if one_at_a_time else None}, on_done=done
             )

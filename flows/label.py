@@ -12,7 +12,8 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger
 
 from chfen.config import Settings
-from flows.runtime import ResolvedSettings, report, resolve_settings
+from chfen.domain import stages as stage_names
+from flows.runtime import ResolvedSettings, locked, report, resolve_settings
 from labeling.agreement import project_agreement
 from labeling.imported import submit_imported_labels
 from labeling.pull import pull_annotations
@@ -50,6 +51,7 @@ def announce_labels(settings: Settings, wh: Warehouse) -> dict:
 
 
 @flow(name="label_push")
+@locked(stage_names.LABEL_PUSH)
 def label_push_flow(
     settings_file: str | None = None,
     overrides: list[str] | None = None,
@@ -89,6 +91,7 @@ def label_push_flow(
 
 
 @flow(name="label_pull")
+@locked(stage_names.LABEL_PULL)
 def label_pull_flow(
     settings_file: str | None = None,
     overrides: list[str] | None = None,

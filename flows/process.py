@@ -18,7 +18,13 @@ from chfen.asr import stage as asr
 from chfen.media import keyframe_hash, scenes
 from chfen.stages import Outcome, run_for_video
 from flows import scaleout
-from flows.runtime import ResolvedSettings, quiet_lightning, report, resolve_settings
+from flows.runtime import (
+    ResolvedSettings,
+    locked,
+    quiet_lightning,
+    report,
+    resolve_settings,
+)
 from warehouse import Warehouse
 
 
@@ -59,6 +65,7 @@ def stage_summary(outcomes: list[Outcome]) -> dict:
 
 
 @flow(name="process")
+@locked(scenes.STAGE, asr.STAGE)
 def process_flow(
     settings_file: str | None = None,
     overrides: list[str] | None = None,
@@ -86,7 +93,10 @@ def process_flow(
     outcomes: dict[str, list[Outcome]] = {scenes.STAGE: [], asr.STAGE: []}
     if todo_scenes or todo_asr:
         limits = {scenes.STAGE: settings.scenes.concurrency, asr.STAGE: settings.asr.concurrency}
-        with scaleout.task_runner(settings, max_workers=sum(limits.values())) as runner:
+        with (
+            scaleout.batched(settings, payload),
+            scaleout.task_runner(settings, max_workers=sum(limits.values())) as runner,
+        ):
             outcomes = scaleout.run_bounded(
                 runner, jobs, limits, on_done=lambda _, o: report("process:done", o)
             )
@@ -96,6 +106,7 @@ def process_flow(
 
 
 @flow(name="keyframe_hash")
+@locked(keyframe_hash.STAGE)
 def keyframe_hash_flow(
     settings_file: str | None = None,
     overrides: list[str] | None = None,

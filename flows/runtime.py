@@ -15,14 +15,19 @@ the deployments' forms in the Prefect UI.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic.json_schema import SkipJsonSchema
 
+from chfen import procs
 from chfen.config import Settings, load_settings
 
 OFFLINE_ENV = {
@@ -39,6 +44,8 @@ class UsageError(ValueError):
     """A request that names something that is not there (a source, a table): the caller's
     mistake, not a failure of the work (`chfen` exits 2)."""
 
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # The type of every flow's `settings` parameter: passed in-process, left out of the UI's forms.
 ResolvedSettings = SkipJsonSchema[Settings | None]
@@ -75,6 +82,187 @@ def configure(settings: Settings) -> None:
 
         if server.running_pid(settings) is not None and server.healthy(settings, 1.0):
             os.environ["PREFECT_API_URL"] = server.base_url(settings) + "/api"
+    children = DataRoot(settings.data_path).run_dir("children")
+    for line in procs.sweep_orphans(children):
+        _log.warning("stopped %s", line)
+    if "PREFECT_API_URL" not in os.environ:
+        guard_embedded_server(children)
+
+
+# Markers of the embedded server's command line (Prefect's SubprocessASGIServer).
+EMBEDDED_MARKERS = (b"prefect.server.api.server:create_app",)
+_log = logging.getLogger("chfen")
+_guard: dict[str, Any] = {}  # "folder": where the child records go; "cls": the subclass
+
+
+class _SubprocessWithParent:
+    """`subprocess` as Prefect's server module sees it while it starts the embedded server:
+    the same, but `Popen` gets `preexec_fn` (the parent-death signal)."""
+
+    def __init__(self, preexec: Callable[[], None] | None) -> None:
+        self._preexec = preexec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen:  # noqa: N802 - its name
+        kwargs.setdefault("preexec_fn", self._preexec)
+        return subprocess.Popen(*args, **kwargs)
+
+
+def _guarded_server_class() -> type:
+    import prefect.server.api.server as server_module
+    from prefect.server.api.server import SubprocessASGIServer
+
+    swap = threading.Lock()
+
+    class GuardedServer(SubprocessASGIServer):
+        """Prefect's embedded server, started with the parent-death signal and recorded."""
+
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            # Linux signals the child when the *thread* that forked it ends: only the main
+            # thread lives as long as the process. Other threads: the record alone.
+            main = threading.current_thread() is threading.main_thread()
+            preexec = procs.die_with_parent() if main else None
+            with swap:
+                server_module.subprocess = _SubprocessWithParent(preexec)  # type: ignore[assignment]
+                try:
+                    proc = super()._run_uvicorn_command()
+                finally:
+                    server_module.subprocess = subprocess
+            self._chfen_record = (_guard["folder"], proc.pid)
+            procs.record_child(
+                _guard["folder"], proc.pid, EMBEDDED_MARKERS, "the embedded Prefect server"
+            )
+            return proc
+
+        def stop(self) -> None:
+            record = getattr(self, "_chfen_record", None)
+            super().stop()
+            if record is not None:
+                procs.forget_child(*record)
+
+    return GuardedServer
+
+
+def guard_embedded_server(children: Path) -> None:
+    """Make the embedded Prefect server that Prefect starts on first use (no PREFECT_API_URL)
+    die with this process, also when it is SIGKILLed: a parent-death signal (when started from
+    the main thread, as the CLI does) and always a record in `children` for
+    `procs.sweep_orphans` at the next start. Without this, every killed run leaves an orphan
+    uvicorn of ~250 MB behind.
+
+    Prefect keeps one `SubprocessASGIServer` per port (None: any free one) and returns that
+    instance from `SubprocessASGIServer()`; registering our subclass first makes Prefect start
+    ours. The command and environment stay Prefect's own: only `subprocess.Popen` as its server
+    module sees it gets a `preexec_fn`, for the duration of the start.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    _guard["folder"] = children
+    if "cls" not in _guard:
+        _guard["cls"] = _guarded_server_class()
+    if SubprocessASGIServer._instances.get(None) is None:
+        _guard["cls"]()  # registers itself as the instance for "any free port"
+
+
+# ---- one writer per stage per data root -------------------------------------------------------
+
+_held: dict[str, int] = {}  # lock files this process holds -> depth (a flow inside a flow)
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def stage_locks(
+    settings: Settings, *stages: str, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Be the only run of these stages on this data root for the block: a second `chfen`
+    command (or served run) of a stage waits here, up to `prefect.stage_lock_wait_s`, telling
+    `on_wait` who holds it, and then sees the first run's work as done (compute what is
+    pending inside the block); after the wait it fails naming the holder (`procs.LockBusy`,
+    exit 1). A killed holder's lock is free at once (the kernel drops it). Re-entrant within
+    a process; locks are taken in name order, so two runs never wait for each other."""
+    from warehouse import DataRoot
+
+    folder = DataRoot(settings.data_path).run_dir("locks")
+    say = on_wait or (lambda msg: _log.warning("%s", msg))
+    wait_s = settings.prefect.stage_lock_wait_s
+    hint = "; `prefect.stage_lock_wait_s` sets how long to wait"
+    with contextlib.ExitStack() as stack:
+        for name in sorted(set(stages)):
+            path = folder / f"{name.replace(':', '_')}.lock"
+            key = str(path)
+            with _held_lock:
+                depth = _held.get(key, 0)
+                _held[key] = depth + 1
+            stack.callback(_release_held, key)
+            if depth == 0:
+                what = f"the {name} stage of {settings.data_path}"
+                lock = procs.exclusive(path, what, wait_s=wait_s, on_wait=say, hint=hint)
+                stack.enter_context(lock)
+        yield
+
+
+def locked(*stages: str) -> Callable[[F], F]:
+    """Run a flow's body under `stage_locks` for these stages (put it under `@flow`): the
+    settings are resolved from the flow's own `settings`, `settings_file` and `overrides`
+    parameters, and handed on resolved; the wait message goes to the run's logger."""
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            params = bound.arguments
+            settings = resolve_settings(
+                params.get("settings"), params.get("settings_file"), params.get("overrides")
+            )
+            params["settings"] = settings
+            with stage_locks(settings, *stages, on_wait=_run_logger_warning):
+                result = fn(*bound.args, **bound.kwargs)
+                compact_after(settings, stages)
+                return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def compact_after(settings: Settings, stages: tuple[str, ...]) -> list[dict]:
+    """Compact the tables these stages write (and the ledger) that passed
+    `warehouse.compact_files` Parquet files, so reads do not slow down as runs add files."""
+    from chfen import registry
+    from warehouse import Warehouse
+    from warehouse.schema import TABLES
+
+    by_name = {s.name: s for s in registry.STAGES}
+    tables = [t for name in stages if name in by_name for t in by_name[name].writes]
+    tables = [t for t in (*tables, "stage_runs", "failures") if t in TABLES]
+    wh = Warehouse(settings.data_path)
+    done = wh.compact_small_files(tables, settings.warehouse.compact_files)
+    for d in done:
+        _log.info("compacted %s: %s file(s) into %s", d["table"], d.get("numFilesRemoved"),
+                  d.get("numFilesAdded"))  # fmt: skip
+    return done
+
+
+def _run_logger_warning(message: str) -> None:
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        get_run_logger().warning("%s", message)
+    except MissingContextError:
+        _log.warning("%s", message)
+
+
+def _release_held(key: str) -> None:
+    with _held_lock:
+        _held[key] -= 1
+        if not _held[key]:
+            del _held[key]
 
 
 def api_url() -> str | None:

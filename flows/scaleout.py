@@ -19,6 +19,7 @@ processes there are, and no worker ever sits blocked on a lock while other work 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -117,6 +118,16 @@ def warehouse(payload: str) -> Warehouse:
     """This process's Warehouse of the payload's data root."""
     root = worker_settings(payload).data_path
     return cached(("warehouse", str(root)), lambda: Warehouse(root))
+
+
+def batched(settings: Settings, payload: str) -> contextlib.AbstractContextManager[None]:
+    """Commit the tasks' rows in batches (`warehouse.commit_videos` / `commit_seconds`) when
+    they run in this process (the thread runner: they share `warehouse(payload)`); a Dask
+    worker's tasks commit per video, as a worker cannot know when the flow ends."""
+    if not in_process(settings):
+        return contextlib.nullcontext()
+    w = settings.warehouse
+    return warehouse(payload).batched(w.commit_videos, w.commit_seconds)
 
 
 def run_bounded(

@@ -10,11 +10,13 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from chfen.config import TrainConfig
-from flows.runtime import ResolvedSettings, report, resolve_settings
+from chfen.domain import stages as stage_names
+from flows.runtime import ResolvedSettings, locked, report, resolve_settings
 from warehouse import Warehouse
 
 
 @flow(name="train")
+@locked(stage_names.TRAIN)
 def train_flow(
     config: TrainConfig | None = None,
     settings_file: str | None = None,

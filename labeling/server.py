@@ -338,12 +338,14 @@ def start(
     *,
     timeout_s: float | None = None,
     log: Callable[[str], None] | None = None,
+    with_parent: bool = False,
 ) -> ServerInfo:
     """Install if needed, start the server in the background and wait for /health.
 
     Returns at once when our server already runs. Raises `LabelStudioError` with the tail of the
     log when the process dies or /health does not answer within `labelstudio.start_timeout_s`
-    (the first start of a data dir runs migrations: 1–2 minutes).
+    (the first start of a data dir runs migrations: 1–2 minutes). `with_parent`: the server
+    ends with this process, even when it is killed (tests); by default it stays, a service.
     """
     t0 = time.perf_counter()
     ls = settings.labelstudio
@@ -369,6 +371,7 @@ def start(
         cwd=paths.root,
         timeout_s=timeout_s,
         before_spawn=before_spawn,
+        with_parent=with_parent,
     )
     seconds = time.perf_counter() - t0
     if started:

@@ -84,7 +84,7 @@ def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioS
     settings = make_settings(root, free_port())
     server.ensure_installed(settings, log=print)
     fresh_data_dir(settings)
-    info = server.start(settings, log=print)
+    info = server.start(settings, log=print, with_parent=True)  # gone if pytest is killed
     try:
         yield LabelStudioServer(settings, root, info)
     finally:

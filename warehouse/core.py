@@ -19,6 +19,7 @@ refuses to run in a forked child.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -28,8 +29,9 @@ import re
 import shutil
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -175,6 +177,31 @@ CATALOG_TEMPLATE_KEY = hashlib.sha256(
 ).hexdigest()[:12]
 
 
+class _Batch:
+    """Rows waiting for a commit (`Warehouse.batched`): validated tables per table name."""
+
+    def __init__(self, max_videos: int, max_seconds: float) -> None:
+        self.max_videos, self.max_seconds = max(1, max_videos), max_seconds
+        self.parts: dict[str, list[pa.Table]] = {}
+        self.videos = 0
+        self.since: float | None = None
+
+    def add(self, table: str, data: pa.Table) -> None:
+        self.parts.setdefault(table, []).append(data)
+        if table == "stage_runs":
+            self.videos += data.num_rows
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def due(self) -> bool:
+        old = self.since is not None and time.monotonic() - self.since >= self.max_seconds
+        return self.videos >= self.max_videos or old
+
+    def take(self) -> dict[str, list[pa.Table]]:
+        parts, self.parts, self.videos, self.since = self.parts, {}, 0, None
+        return parts
+
+
 class Warehouse:
     """All tables of one data root. Safe to use from several threads and processes."""
 
@@ -192,6 +219,8 @@ class Warehouse:
         self._intact: set[tuple[str, int]] = set()  # (table, version) whose files looked whole
         self._warned: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
+        self._batch: _Batch | None = None  # see `batched`
+        self._flushing = threading.Lock()
         for table in TABLES.values():
             self._create_if_missing(table)
         if self.catalog_enabled and not self.root.catalog_path().exists():
@@ -385,9 +414,20 @@ class Warehouse:
         *,
         refresh_catalog: bool = True,
     ) -> int:
-        """Validate and commit rows as one atomic Delta commit; returns the new version."""
+        """Validate and commit rows as one atomic Delta commit; returns the new version.
+
+        Inside `batched`, the validated rows are kept and committed with the batch instead
+        (the current version is returned)."""
         data = self.validate(table, rows)
         if data.num_rows == 0:
+            return self.version(table)
+        with self._lock:
+            batch = self._batch
+            if batch is not None:
+                batch.add(table, data)
+        if batch is not None:
+            if batch.due():
+                self.flush()
             return self.version(table)
         uri = self.root.table_uri(table)
         try:
@@ -405,6 +445,79 @@ class Warehouse:
         if refresh_catalog:
             self.refresh_catalog()
         return version
+
+    @contextlib.contextmanager
+    def batched(self, max_videos: int = 20, max_seconds: float = 30.0) -> Iterator[None]:
+        """Commit the rows appended in this block (from any thread of this process) in batches:
+        one commit per table when `max_videos` ledger rows (videos done or failed) are waiting,
+        or the oldest waiting row is `max_seconds` old (checked as rows arrive), and at the
+        end, also when the block raises. A table thus gets one file per batch, not per video.
+
+        The ledger (`stage_runs`) is committed last, after the rows it vouches for: a process
+        killed before a flush loses at most one batch of work, and those videos are still
+        pending (done again next time), never marked done without their rows. Reads in the
+        block do not see waiting rows. Nested blocks join the outer one.
+        """
+        with self._lock:
+            outer = self._batch is None
+            if outer:
+                self._batch = _Batch(max_videos, max_seconds)
+        if not outer:
+            yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                self.flush()
+            finally:
+                with self._lock:
+                    self._batch = None
+            self.refresh_catalog()
+
+    def flush(self) -> dict[str, int]:
+        """Commit what `batched` holds now: rows per table committed."""
+        with self._flushing:
+            with self._lock:
+                batch = self._batch
+                waiting = batch.take() if batch is not None else {}
+            # the ledger last: a video is never marked done before its rows are in
+            order = sorted(waiting, key=lambda t: (t == "stage_runs", t == "failures", t))
+            for table in order:
+                self._commit(table, pa.concat_tables(waiting[table]))
+            return {t: sum(part.num_rows for part in waiting[t]) for t in order}
+
+    def _commit(self, table: str, data: pa.Table) -> None:
+        uri = self.root.table_uri(table)
+        try:
+            write_deltalake(
+                uri, data, mode="append", schema_mode="merge",
+                storage_options=self.root.storage_options,
+            )  # fmt: skip
+        except Exception as exc:
+            raise WarehouseError(f"commit to table {table} failed: {exc}") from exc
+
+    def compact_small_files(self, tables: Iterable[str], min_files: int) -> list[dict[str, Any]]:
+        """Compact each of these tables whose current snapshot has more than `min_files`
+        Parquet files (0: never); what each compaction did. Best effort: a table that cannot
+        be compacted now (a concurrent commit, damage) is logged and left for next time."""
+        done: list[dict[str, Any]] = []
+        if min_files <= 0:
+            return done
+        for table in dict.fromkeys(tables):
+            try:
+                if len(self.live_files(table)[1]) <= min_files:
+                    continue
+                dtable = DeltaTable(
+                    self.root.table_uri(table), storage_options=self.root.storage_options
+                )
+                metrics = dtable.optimize.compact()
+                done.append({"table": table, "version": self.version(table), **metrics})
+            except Exception as exc:  # noqa: BLE001 - compaction must never fail a run
+                log.warning("compacting %s skipped: %s", table, exc)
+        if done:
+            self.refresh_catalog()
+        return done
 
     def compact(self, table: str) -> dict[str, Any]:
         """Merge small files into few; readers see the same rows before, during and after."""

@@ -69,6 +69,10 @@ class DataRoot:
     def reports_dir(self) -> Path:
         return self.local("reports")
 
+    def run_dir(self, *parts: str) -> Path:
+        """What running commands keep: records of the children they started, stage locks."""
+        return self.local("run", *parts)
+
     def ensure(self) -> None:
         if self._local is not None:
             for sub in ("warehouse", "media", "models", "reports"):

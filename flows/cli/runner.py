@@ -50,13 +50,16 @@ EXIT_CODES: dict[int, str] = {
 
 def _failures() -> tuple[type[BaseException], ...]:
     """Errors that mean "the work failed" (exit 1): each says what failed and what to do."""
+    from chfen.procs import LockBusy
     from chfen.stages import StageError
     from flows.server import PrefectServerError
     from labeling.server import LabelStudioError
     from warehouse import WarehouseError
 
     # ValueError last in spirit: ConfigError and UsageError (also ValueErrors) are mapped first.
-    return (WarehouseError, LabelStudioError, PrefectServerError, StageError, ValueError)
+    return (
+        WarehouseError, LabelStudioError, PrefectServerError, StageError, LockBusy, ValueError,
+    )  # fmt: skip
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -26,6 +26,7 @@ def test_sigkill_during_crawl_then_rerun(
         f"data_root={root}",
         f"sources={feed_sources(demo_site)}",
         "crawl.concurrency=1",
+        "warehouse.commit_videos=1",  # a commit per video: killed between two of them
     ]
     env = {
         **os.environ,
