@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,8 +56,9 @@ def import_(
     dry_run: Annotated[bool, typer.Option(help="Check everything, write nothing.")] = False,
 ) -> None:
     """Import a folder of media files and their labels; re-run it to add new files."""
-    from chfen.ingest import Columns, import_folder
-    from warehouse import Warehouse
+    from chfen.domain.stages import CRAWL
+    from chfen.ingest import Columns
+    from flows.runtime import stage_locks
 
     settings = state.settings
     columns = Columns(
@@ -69,7 +70,27 @@ def import_(
         title=title_column,
         text=text_column,
     )
-    report = import_folder(
+    # the crawl's lock: an import writes `videos` and crawl ledger rows as a crawl does
+    with stage_locks(settings, CRAWL, on_wait=console.print):
+        report = _import(settings, folder, name, labels, preset, label_map, columns, link, dry_run)
+    _show(report, dry_run)
+
+
+def _import(
+    settings: Any,
+    folder: Path,
+    name: str | None,
+    labels: Path | None,
+    preset: str | None,
+    label_map: Path | None,
+    columns: Any,
+    link: bool,
+    dry_run: bool,
+) -> Any:
+    from chfen.ingest import import_folder
+    from warehouse import Warehouse
+
+    return import_folder(
         Warehouse(settings.data_path),
         folder,
         source=name,
@@ -82,6 +103,9 @@ def import_(
         dry_run=dry_run,
         say=lambda line: console.print(line, markup=False, highlight=False),
     )
+
+
+def _show(report: Any, dry_run: bool) -> None:
     print_dict(
         "Import" + (" (dry run: nothing written)" if dry_run else ""),
         {
