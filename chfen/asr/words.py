@@ -50,13 +50,18 @@ class Segment:
 
     @property
     def text(self) -> str:
-        # Chinese and Japanese words are written without spaces between them.
-        out = ""
-        for word in self.words:
-            if out and not (_unspaced(out[-1]) and _unspaced(word.text[:1])):
-                out += " "
-            out += word.text
-        return out
+        return join_words(w.text for w in self.words)
+
+
+def join_words(words: Iterable[str]) -> str:
+    """Words as text: spaces between them, except between Chinese or Japanese characters
+    (written without spaces)."""
+    out = ""
+    for word in words:
+        if out and not (_unspaced(out[-1]) and _unspaced(word[:1])):
+            out += " "
+        out += word
+    return out
 
 
 def _unspaced(char: str) -> bool:
