@@ -184,3 +184,24 @@ def _token_bounds(words: Sequence[Word]) -> set[int]:
         pos += sum(1 for c in word.text.strip() if not c.isspace())
         bounds.add(pos)
     return bounds
+
+
+def _comparable(text: str) -> str:
+    """Characters that count for the error rate: no spaces or punctuation, one script."""
+    return "".join(c for c in convert_script(text, "simplified") if not _punctuation(c))
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / reference characters, ignoring spaces,
+    punctuation and the simplified/traditional difference (the usual measure for Chinese,
+    where words are not delimited)."""
+    ref, hyp = _comparable(reference), _comparable(hypothesis)
+    if not ref:
+        return float(bool(hyp))
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1] / len(ref)

@@ -61,6 +61,12 @@ PACKAGED_MODELS = ("tiny.en", "base")
 # Speech regions shorter than this take the language of the nearest longer one: whisper's
 # language detection on a fraction of a second is close to guessing.
 MIN_DETECT_S = 1.0
+# Per-segment detection cuts the VAD's regions further at pauses at least this long: the VAD
+# (with its coarse window step) runs sentences together across short pauses, and speakers
+# switch language mostly at a pause. A pause is audio this far below the region's loud frames.
+MIN_PAUSE_S = 0.3
+PAUSE_DB = 30.0
+PAUSE_FRAME_S = 0.02
 # Detected speech this long that no recognized word covers is decoded a second time.
 MIN_MISSED_S = 1.5
 # Whisper's thresholds for "this window holds no speech".
@@ -260,6 +266,46 @@ def merge_regions(
         else:
             chunks.append((start, end))
     return chunks
+
+
+def split_at_pauses(
+    audio: np.ndarray,
+    regions: Sequence[tuple[float, float]],
+    min_pause_s: float = MIN_PAUSE_S,
+    pause_db: float = PAUSE_DB,
+) -> list[tuple[float, float]]:
+    """The speech regions cut at every pause of at least `min_pause_s` inside them.
+
+    A pause is a run of 20 ms frames whose RMS is `pause_db` below the region's loud frames
+    (its 90th percentile); the cut removes the pause.
+    """
+    frame = int(PAUSE_FRAME_S * SAMPLE_RATE)
+    need = max(1, int(round(min_pause_s / PAUSE_FRAME_S)))
+    out: list[tuple[float, float]] = []
+    for start, end in regions:
+        a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        n = (b - a) // frame
+        if n < 2 * need:
+            out.append((start, end))
+            continue
+        frames = audio[a : a + n * frame].reshape(n, frame)
+        rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+        floor = max(float(np.percentile(rms, 90)) * 10 ** (-pause_db / 20), SILENCE_PEAK)
+        quiet = rms < floor
+        piece_start, i = start, 0
+        while i < n:
+            if not quiet[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and quiet[j]:
+                j += 1
+            if j - i >= need and i > 0 and j < n:  # inner pauses only
+                out.append((piece_start, start + i * PAUSE_FRAME_S))
+                piece_start = start + j * PAUSE_FRAME_S
+            i = j
+        out.append((piece_start, end))
+    return out
 
 
 def load_aligner(folder: str, language: str, device: str) -> tuple[Any, dict[str, Any]]:
@@ -476,9 +522,10 @@ class Transcriber:
             first = merge_regions(speech, CHUNK_S)[:1]
             ((language, _),) = self.detect_languages(audio, first)
             return [(language, merge_regions(speech, CHUNK_S))]
-        detected = self.detect_languages(audio, speech)
+        units = split_at_pauses(audio, speech)
+        detected = self.detect_languages(audio, units)
         runs: list[tuple[str, list[tuple[float, float]]]] = []
-        for region, (language, _) in zip(speech, detected, strict=True):
+        for region, (language, _) in zip(units, detected, strict=True):
             if runs and runs[-1][0] == language:
                 runs[-1][1].append(region)
             else:
