@@ -87,6 +87,16 @@ class SourceConfig(_Section):
         "intensity, uploader, title, text -> the CSV's header.",
     )
     link: bool = Field(False, description="Hard-link the files into the data root (no copy).")
+    # ---- speech, where this source differs from the asr section ----
+    language: str | None = Field(
+        None,
+        description="The source's spoken language for ASR ('zh', 'en', 'auto' = detect); "
+        "None = asr.language.",
+    )
+    asr_model: str | None = Field(
+        None,
+        description="ASR model for this source ('tiny.en', 'base', a folder); None = asr.model.",
+    )
 
     @model_validator(mode="after")
     def _url_or_path(self) -> SourceConfig:
@@ -187,9 +197,35 @@ class ScenesConfig(_Section):
 
 class AsrConfig(_Section):
     model: str = Field(
-        "tiny.en", description="'tiny.en' (the packaged model), another name, or a local folder."
+        "tiny.en",
+        description="'tiny.en' (packaged, English only, fastest), 'base' (packaged, "
+        "multilingual), another name, or a local faster-whisper folder.",
     )
-    language: str | None = Field("en", description="None = detect (multilingual models only).")
+    language: str | None = Field(
+        "en",
+        description="Spoken language ('en', 'zh', ...); 'auto' (or None) = detect "
+        "(multilingual models only).",
+    )
+    detect: Literal["segment", "file"] = Field(
+        "segment",
+        description="With language 'auto': detect the language of each speech chunk (clips "
+        "that switch language) or once per file.",
+    )
+    languages: list[str] | None = Field(
+        None,
+        description="With language 'auto': the languages detection may choose from (e.g. "
+        "[zh, en] for a channel that mixes them); None = any the model knows.",
+    )
+    chinese_script: Literal["simplified", "traditional", "as_is"] = Field(
+        "simplified",
+        description="Script of Chinese transcripts (converted with OpenCC); as_is = whatever "
+        "whisper wrote (often traditional).",
+    )
+    chinese_words: Literal["word", "character"] = Field(
+        "word",
+        description="Unit of Chinese timed words: jieba words or single characters (the "
+        "`unit` column of transcript_words says which).",
+    )
     compute_type: Literal["int8", "int8_float32", "float16", "float32"] = "int8"
     batch_size: int = Field(8, ge=1)
     vad: Literal["pyannote", "silero"] = "pyannote"
@@ -205,6 +241,35 @@ class AsrConfig(_Section):
         description="Step of pyannote's 5 s VAD window; None = pyannote's default (0.5 s, "
         "about 5x slower for the same speech chunks).",
     )
+
+    @field_validator("language")
+    @classmethod
+    def _auto_language(cls, value: str | None) -> str | None:
+        # 'auto' is how users write "detect"; None is what whisper takes for it.
+        if value is None or value.strip().lower() in ("auto", ""):
+            return None
+        return value.strip().lower()
+
+    @field_validator("languages")
+    @classmethod
+    def _candidate_languages(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        out = list(dict.fromkeys(v.strip().lower() for v in value if v.strip()))
+        if not out:
+            raise ValueError("asr.languages is empty; list languages or leave it unset (any)")
+        return out
+
+    def for_source(self, source: SourceConfig | None) -> AsrConfig:
+        """These settings with a source's own `language` and `asr_model` applied."""
+        if source is None or (source.language is None and source.asr_model is None):
+            return self
+        update: dict[str, Any] = {}
+        if source.asr_model is not None:
+            update["model"] = source.asr_model
+        if source.language is not None:
+            update["language"] = source.language
+        return self.model_validate({**self.model_dump(), **update})
 
 
 class LabelStudioConfig(_Section):

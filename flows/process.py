@@ -36,7 +36,7 @@ def process_stage(payload: str, name: str):
         wh = scaleout.warehouse(payload)
         if name == scenes.STAGE:
             return scenes.ScenesStage(wh, settings.scenes)
-        stage = asr.AsrStage(wh, settings.asr)
+        stage = asr.AsrStage(wh, settings.asr, settings.sources)
         quiet_lightning()
         stage.warm_up()  # once per process, not per video
         return stage

