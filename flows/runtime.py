@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import threading
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -210,6 +211,17 @@ def locked(*stages: str) -> Callable[[F], F]:
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn)
+        # Prefect validates a flow's parameters from its signature, resolving string
+        # annotations (`from __future__ import annotations`) in the *wrapper's* module: hand it
+        # the annotations resolved in the flow's own module (e.g. train's `TrainConfig`).
+        hints = typing.get_type_hints(fn, include_extras=True)
+        resolved = signature.replace(
+            parameters=[
+                p.replace(annotation=hints.get(p.name, p.annotation))
+                for p in signature.parameters.values()
+            ],
+            return_annotation=hints.get("return", signature.return_annotation),
+        )
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -225,6 +237,7 @@ def locked(*stages: str) -> Callable[[F], F]:
                 compact_after(settings, stages)
                 return result
 
+        wrapper.__signature__ = resolved  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate
