@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+
+from chfen.procs import file_lock
 
 TINY_EN = "tiny.en"
 BASE = "base"
@@ -58,18 +57,6 @@ def _part_dir(dist: str, module: str) -> tuple[Path, str]:
     return Path(mod.__file__).parent / "data", metadata.version(dist)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive file lock: two processes starting at once assemble the model once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def assemble_base(cache: Path | None = None) -> Path:
     """The folder of the multilingual whisper base model, assembled on the first call.
 
@@ -87,7 +74,7 @@ def assemble_base(cache: Path | None = None) -> Path:
     for src in [*sources, *(parts[1][0] / f for f in _BASE_FILES)]:
         if not src.is_file():
             raise ModelInstallError(f"the installed whisper base wheels lack {src}; reinstall them")
-    with _locked(root / f".whisper-base-{versions}.lock"):
+    with file_lock(root / f".whisper-base-{versions}.lock"):
         if (target / "model.bin").is_file():  # another process finished it meanwhile
             return target
         work = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=root))
