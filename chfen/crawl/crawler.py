@@ -206,10 +206,19 @@ class Crawler:
         since, doubling with each failure, at most `crawl.max_transient_retries` times; when
         it hit a limit and the limits changed since; or when `retry_kinds` names its kind
         ("all": every kind: `chfen crawl --retry-failed`)."""
+        # a page is known once its video row *and* its ledger entry are in: a crawl killed
+        # between the two commits (rows first, ledger last) leaves a row whose page is
+        # fetched again and its bookkeeping finished (`crawl`, `_landed_before`)
         done = {
             r["url"]
             for r in self.wh.rows(
-                "SELECT webpage_url AS url FROM videos_latest WHERE status = 'ok'"
+                """
+                SELECT v.webpage_url AS url FROM videos_latest v
+                WHERE v.status = 'ok' AND EXISTS (
+                    SELECT 1 FROM stage_runs_latest s WHERE s.video_id = v.video_id
+                      AND s.stage = $stage AND s.status = 'done')
+                """,
+                {"stage": STAGE},
             )
         }
         rows = self.wh.rows(

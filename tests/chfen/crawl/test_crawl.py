@@ -200,3 +200,35 @@ def test_failed_pages_are_tried_again_when_due(crawled, demo_site: DemoSite) -> 
     counts = crawler.last_discovery
     assert counts["seen"] == counts["known"] + counts["failed_before"]
     assert counts["failed_before"] >= len(url_of) and counts["retrying"] == 0
+
+
+def test_a_crawl_killed_between_its_row_and_its_ledger_is_finished_next_time(
+    tmp_path: Path, demo_site: DemoSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The video row is committed before the ledger entry; a process killed between the two
+    leaves a row with no `done`. The next discovery must list the page again (so its
+    bookkeeping is finished), not count it as known: the ledger then agrees with the table."""
+    from chfen.crawl import Candidate
+
+    wh = Warehouse(tmp_path / "data")
+    url = demo_site.page_url("v0001")
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # not an Exception: nothing catches it, as a SIGKILL
+
+    with monkeypatch.context() as patch:
+        patch.setattr(wh, "mark_done", killed)
+        with pytest.raises(KeyboardInterrupt):
+            Crawler(CFG, wh).crawl(Candidate("x", url))
+    assert wh.count("videos") == 1 and wh.count("stage_runs") == 0
+
+    crawler = Crawler(CFG, wh)
+    assert url not in crawler.known_urls()[0]
+    item = next(v for v in demo_site.ground_truth["videos"] if v["id"] == "v0001")
+    source = SourceConfig(name="x", url=demo_site.feed_urls[item["uploader"]])
+    again = [c for c in crawler.discover(source) if c.url == url]
+    assert len(again) == 1
+    out = crawler.crawl(again[0])
+    assert out.ok and out.note == "already crawled"
+    assert wh.count("videos") == 1  # not downloaded a second time
+    assert url in Crawler(CFG, wh).known_urls()[0]
