@@ -18,6 +18,7 @@ A re-run replaces both folders whole; a failed run leaves the previous ones unto
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import os
@@ -606,6 +607,23 @@ def scan_video(
     )
 
 
+@contextlib.contextmanager
+def _new_folders(out_dir: Path) -> Iterator[tuple[Path, Path]]:
+    """Fresh (keyframes, stills) folders to fill; when the block ends without an error they
+    replace the video's published ones, else they are removed and the old ones stay."""
+    tag = f".partial-{uuid.uuid4().hex[:8]}"
+    keyframes_tmp, stills_tmp = out_dir / (KEYFRAMES_DIR + tag), out_dir / (STILLS_DIR + tag)
+    try:
+        keyframes_tmp.mkdir(parents=True)
+        stills_tmp.mkdir(parents=True)
+        yield keyframes_tmp, stills_tmp
+        _replace_dir(keyframes_tmp, out_dir / KEYFRAMES_DIR)
+        _replace_dir(stills_tmp, out_dir / STILLS_DIR)
+    finally:
+        shutil.rmtree(keyframes_tmp, ignore_errors=True)
+        shutil.rmtree(stills_tmp, ignore_errors=True)
+
+
 def _replace_dir(partial: Path, final: Path) -> None:
     """Swap a finished folder into place (the old one goes only after the new one is whole)."""
     old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
@@ -647,13 +665,8 @@ class ScenesStage:
         out_dir = self.media_root / video_id
         if _audio_only(video):
             return self._audio_only(video_id, out_dir)
-        tag = f".partial-{uuid.uuid4().hex[:8]}"
-        keyframes_tmp = out_dir / (KEYFRAMES_DIR + tag)
-        stills_tmp = out_dir / (STILLS_DIR + tag)
         t0 = time.perf_counter()
-        try:
-            keyframes_tmp.mkdir(parents=True)
-            stills_tmp.mkdir(parents=True)
+        with _new_folders(out_dir) as (keyframes_tmp, stills_tmp):
             try:
                 scan = scan_video(
                     video, self.cfg, keyframes_dir=keyframes_tmp, stills_dir=stills_tmp
@@ -678,11 +691,6 @@ class ScenesStage:
                 ],
             }
             (stills_tmp / STILLS_INDEX).write_text(json.dumps(index), encoding="utf-8")
-            _replace_dir(keyframes_tmp, out_dir / KEYFRAMES_DIR)
-            _replace_dir(stills_tmp, out_dir / STILLS_DIR)
-        finally:
-            shutil.rmtree(keyframes_tmp, ignore_errors=True)
-            shutil.rmtree(stills_tmp, ignore_errors=True)
         seconds = time.perf_counter() - t0
         log.info(
             "[%s] %s: %d scenes, %d frames, %d stills in %.2f s (%.0f frames/s)",
@@ -709,18 +717,9 @@ class ScenesStage:
         """An audio-only file (e.g. an imported speech clip): no picture, so no scenes, no
         keyframes and an empty stills index; the embeddings then store scene and face as
         absent, as for any missing modality."""
-        stills_tmp = out_dir / (STILLS_DIR + f".partial-{uuid.uuid4().hex[:8]}")
-        keyframes_tmp = out_dir / (KEYFRAMES_DIR + f".partial-{uuid.uuid4().hex[:8]}")
-        try:
-            stills_tmp.mkdir(parents=True)
-            keyframes_tmp.mkdir(parents=True)
+        with _new_folders(out_dir) as (_, stills_tmp):
             index = {"rate": self.cfg.stills_per_second, "stills": [], "audio_only": True}
             (stills_tmp / STILLS_INDEX).write_text(json.dumps(index), encoding="utf-8")
-            _replace_dir(keyframes_tmp, out_dir / KEYFRAMES_DIR)
-            _replace_dir(stills_tmp, out_dir / STILLS_DIR)
-        finally:
-            shutil.rmtree(keyframes_tmp, ignore_errors=True)
-            shutil.rmtree(stills_tmp, ignore_errors=True)
         return StageResult(video_id, {"scenes": []}, note=AUDIO_ONLY_NOTE)
 
 
