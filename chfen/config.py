@@ -520,6 +520,13 @@ class TrainConfig(_Section):
         "the soft label is over the emotion votes only; uniform = each such vote spreads "
         "evenly over the eight emotions.",
     )
+    split_by: Literal["uploader", "video"] = Field(
+        "uploader",
+        description="The unit the train/validation/test split keeps together: uploader (the "
+        "test asks how the model does on new people or channels) or video (for a dataset of "
+        "one speaker or actor: the test then shares its uploaders with training, so its figures "
+        "are speaker-dependent). Near-duplicates stay together either way.",
+    )
     val_fraction: float = Field(
         0.15,
         gt=0,

@@ -464,7 +464,9 @@ def split_by_uploader(
         raise DatasetError(
             f"[train] the labelled videos come from {len(set(groups.values()))} uploader(s) "
             f"({len(names)} once re-uploads are joined to their originals); a split by "
-            "uploader needs at least 2 (3 for a validation split). Label more videos."
+            "uploader needs at least 2 (3 for a validation split). Label videos of more "
+            "uploaders, or, for a dataset of one speaker, hold out videos instead with "
+            "`--set train.split_by=video` (the test then shares that speaker with training)."
         )
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     n_test = min(max(1, round(len(names) * test_fraction)), len(names) - 1)

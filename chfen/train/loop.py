@@ -647,12 +647,14 @@ def train_model(
     val: Sequence[Example],
     *,
     groups: Sequence[str] | None = None,
+    unit: str = "uploader",
     duplicates: Sequence[tuple[str, str]] = (),
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[CHFEN, History, TrainConfig]:
     """Train CHFEN on `train`: early stopping on `val` when it is big enough, else epochs (and,
     with `tune_trials`, hyper-parameters) chosen by grouped cross-validation over `train`
-    (`groups`: each example's split unit, default its uploader) and a refit on all of `train`.
+    (`groups`: each example's split unit, default its uploader; `unit` names what a group is,
+    "uploader" or "video" under `train.split_by: video`) and a refit on all of `train`.
 
     When the training videos all come from one uploader (a dataset of two speakers split by
     speaker trains on one), the folds hold out videos instead (a video and its near-duplicates,
@@ -684,12 +686,12 @@ def train_model(
     units = list(groups) if groups is not None else [e.uploader for e in train]
     used = [*train, *val]  # a too-small validation split is training data
     units += [e.uploader for e in val]
-    folds_by = "uploader"
+    folds_by, one_uploader = unit, False
     if len(set(units)) < 2:
         # one uploader: hold out videos (re-uploads joined to their originals)
         per_video = split_units({e.video_id: e.video_id for e in used}, duplicates)
         units = [per_video[e.video_id] for e in used]
-        folds_by = "video"
+        folds_by, one_uploader = "video", unit == "uploader"
     if len(set(units)) < 2:
         # nothing to hold out: train the configured epochs and say so
         model = build_model(dims, cfg, used)
@@ -705,8 +707,10 @@ def train_model(
         # uploaders of 30 videos, three seeds: with the network in the mixture 0.30 / 0.17 /
         # 0.73 weighted F1 on the other uploader, heads only 0.27 / 0.39 / 0.74, the
         # audio-only logistic regression 0.26 / 0.29 / 0.73): the mixture is of the heads.
-        selection = cross_validate(dims, cfg, used, units, mix_fused=folds_by == "uploader")
+        # (Split by video, the test holds out videos too: the folds ask the test's question.)
+        selection = cross_validate(dims, cfg, used, units, mix_fused=not one_uploader)
     selection["folds_by"] = folds_by
+    selection["one_uploader"] = one_uploader
     selection["seconds"] = round(time.perf_counter() - t0, 2)
     log.info(
         "[train] %d-fold cross-validation (folds by %s) chose %d epochs (pooled loss %.3f)",
@@ -715,7 +719,7 @@ def train_model(
         selection["epochs"],
         selection["cv_loss"],
     )
-    if folds_by == "video":
+    if one_uploader:
         log.warning(
             "[train] every training video comes from one uploader: the folds hold out videos "
             "of that uploader, which cannot show how the fused network carries over to other "

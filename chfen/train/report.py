@@ -177,7 +177,7 @@ def _selection_html(history: Mapping[str, Any]) -> str:
             "refit on every training video for that many epochs; the test split was not used."
             "</p>"
         )
-        if sel.get("folds_by") == "video":
+        if sel.get("folds_by") == "video" and sel.get("one_uploader", True):
             parts.append(
                 "<p><b>Every training video comes from one uploader</b>, so the folds held out "
                 "videos of that uploader, not uploaders: they cannot show how the fused network "
@@ -209,6 +209,13 @@ def _selection_html(history: Mapping[str, Any]) -> str:
             "modality that carries nothing should weigh little.</p>"
         )
     return "\n".join(parts)
+
+
+SPLIT_BY_VIDEO_HTML = (
+    "<p><b>Split by video</b> (<code>train.split_by: video</code>): the test videos share "
+    "their uploaders with the training videos, so these figures say how the model does on "
+    "new videos of the same people, not on new people (speaker-dependent).</p>"
+)
 
 
 def write_report(
@@ -258,6 +265,7 @@ def write_report(
         for name in ("train", "val", "test")
     ]
     epochs = history["epochs"]
+    by_video = config.get("split_by") == "video"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>CHFEN run {html.escape(run_id)}</title>
 <style>
@@ -270,8 +278,9 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 .verdict {{ font-size: 1.15em; padding: 0.6em 0.8em; border-radius: 4px; }}
 </style></head><body>
 <h1>CHFEN run <code>{html.escape(run_id)}</code></h1>
-<h2>Held-out uploaders (test)</h2>
+<h2>Held-out {"videos" if by_video else "uploaders"} (test)</h2>
 {_verdict_html(comparison, metrics.get("n"))}
+{SPLIT_BY_VIDEO_HTML if by_video else ""}
 {results}
 <p>{_fmt(metrics.get("n"))} test videos. Intervals: percentile bootstrap over the test videos
 ({_fmt(resamples)} resamples, seeded); a difference is paired (CHFEN and the baseline on the

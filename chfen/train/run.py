@@ -11,6 +11,7 @@ Plain Python: the Prefect flow and the CLI call these functions.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -64,6 +65,11 @@ METRICS_JSON = "metrics.json"
 SPLIT_JSON = "split.json"
 REPORT_DIR = "report"
 MIN_EXAMPLES = 8
+SPLIT_BY_VIDEO_NOTE = (
+    "[train] split by video (train.split_by: video): the test videos share their uploaders "
+    "with the training videos, so the figures say how the model does on new videos of the "
+    "same people, not on new people"
+)
 
 Say = Callable[[str], None]
 
@@ -350,24 +356,36 @@ def _prepare_data(
             "videos, embed them, or lower train.min_agreement / train.min_votes."
         )
     uploader_of = {e.video_id: e.uploader for e in data.examples}
+    # the unit kept on one side of the split (and of the cross-validation folds)
+    groups = uploader_of if cfg.split_by == "uploader" else {v: v for v in uploader_of}
     split = split_by_uploader(
-        uploader_of,
+        groups,
         test_fraction=cfg.test_fraction,
         val_fraction=cfg.val_fraction,
         seed=cfg.seed,
         duplicates=data.duplicates,
     )
+    if cfg.split_by == "video":  # the people behind each split, not the video ids
+        split = dataclasses.replace(
+            split,
+            uploaders={
+                name: tuple(sorted({uploader_of[v] for v in getattr(split, name)}))
+                for name in ("train", "val", "test")
+            },
+        )
     by_id = data.by_id()
     if needs_cross_validation(cfg, [by_id[v] for v in split.val]):
         split = split.without_val()  # too small to stop on: it trains, CV picks epochs
     parts = {name: [by_id[v] for v in getattr(split, name)] for name in ("train", "val", "test")}
-    units = split_units(uploader_of, data.duplicates)
+    units = split_units(groups, data.duplicates)
     say(
         f"[train] {run_id}: {len(parts['train'])} train / {len(parts['val'])} val / "
         f"{len(parts['test'])} test videos from {len(split.uploaders['train'])} / "
         f"{len(split.uploaders['val'])} / {len(split.uploaders['test'])} uploaders; "
         f"modalities {sorted(data.dims)}"
     )
+    if cfg.split_by == "video":
+        say(SPLIT_BY_VIDEO_NOTE)
     return _RunData(data, split, parts, units)
 
 
@@ -388,6 +406,7 @@ def _fit(
             rd.parts["train"],
             rd.parts["val"],
             groups=[rd.units[e.video_id] for e in rd.parts["train"]],
+            unit=cfg.split_by,
             duplicates=rd.data.duplicates,
             on_epoch=on_epoch,
         )

@@ -272,3 +272,35 @@ def test_training_on_one_uploader_holds_out_videos_and_mixes_the_heads(
     assert run.history.selection["mixing_weights"]["fused"] < 1e-6
     single = run.baselines["logreg:audio_seq"]["weighted_f1"]
     assert run.metrics["weighted_f1"] >= single - 0.03, (run.metrics["weighted_f1"], single)
+
+
+@pytest.mark.slow
+def test_a_one_speaker_dataset_trains_when_split_by_video(
+    tmp_path: Path, synthetic_factory: Callable[..., Any]
+) -> None:
+    """One uploader (an imported set of one actor): a split by uploader is impossible and the
+    error says what to do; `train.split_by: video` holds out videos (CV folds by video, the
+    network in the mixture), keeps the uploader's name in the split, and the report says the
+    figures are speaker-dependent."""
+    from chfen.train import DatasetError
+
+    syn = synthetic_factory(
+        tmp_path / "data", 3, n_uploaders=1, videos_per_uploader=40,
+        signal={"audio_seq": 1.0, "audio": 0.0}, pure_noise=["title", "text", "face"],
+        constant=["scene"],
+    )  # fmt: skip
+    wh = Warehouse(syn.root)
+    cfg = TrainConfig(threads=1, seed=0)
+    with pytest.raises(DatasetError, match="train.split_by=video"):
+        train_run(Settings(data_root=str(syn.root), train=cfg), wh, cfg)
+    cfg = TrainConfig(threads=1, seed=0, split_by="video")
+    said: list[str] = []
+    run = train_run(Settings(data_root=str(syn.root), train=cfg), wh, cfg, say=said.append)
+    assert run.split.test and set(run.split.test).isdisjoint(run.split.train)
+    assert len(run.split.uploaders["test"]) == len(run.split.uploaders["train"]) == 1
+    selection = run.history.selection
+    assert selection["folds_by"] == "video" and selection["one_uploader"] is False
+    assert selection["mixing_weights"]["fused"] > 1e-6  # the test asks the folds' question
+    assert run.metrics["weighted_f1"] > run.baselines["majority"]["weighted_f1"] + 0.15
+    assert any("split by video" in line for line in said)
+    assert "Split by video" in run.report_path.read_text()
