@@ -19,7 +19,7 @@ def feed_sources(site: DemoSite) -> str:
 
 
 def test_sigkill_during_crawl_then_rerun(
-    tmp_path: Path, demo_site: DemoSite, prefect_harness: None
+    tmp_path: Path, demo_site: DemoSite, prefect_api_url: str
 ) -> None:
     root = tmp_path / "data"
     overrides = [
@@ -32,8 +32,10 @@ def test_sigkill_during_crawl_then_rerun(
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-cli"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # the session's server, as with `chfen prefect start`: no embedded one to start (the
+        # killed run's children, that server included, are test_fault_injection's subject)
+        "PREFECT_API_URL": prefect_api_url,
     }
-    env.pop("PREFECT_API_URL", None)  # the CLI run uses its own embedded Prefect
     cmd = [str(Path(sys.executable).parent / "chfen")]
     for item in overrides:
         cmd += ["--set", item]
