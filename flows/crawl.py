@@ -26,15 +26,30 @@ from flows.runtime import ResolvedSettings, UsageError, locked, report, resolve_
 from warehouse import Warehouse
 
 
+def check_source(settings: Settings, only: str | None) -> None:
+    """Raise `UsageError` when `only` names no enabled source (with none configured: no
+    channel of the demo site). Cheap: the demo site's channels come from its plan, nothing is
+    rendered, so a mistyped `--source` fails before any server starts."""
+    if only is None:
+        return
+    if settings.sources:
+        if not any(s.enabled and s.name == only for s in settings.sources):
+            names = ", ".join(s.name for s in settings.sources)
+            raise UsageError(f"no enabled source named {only!r}; configured: {names}")
+        return
+    from chfen.demo.catalogue import plan_catalogue
+
+    channels = [u.handle for u in plan_catalogue(settings.demo_site).uploaders]
+    if only not in channels:
+        raise UsageError(f"the demo site has no channel {only!r}; `chfen demo-site` lists them")
+
+
 @contextlib.contextmanager
 def crawl_sources(settings: Settings, only: str | None = None) -> Iterator[list[SourceConfig]]:
     """The configured sources; with none configured, the local demo site for the duration."""
+    check_source(settings, only)  # before the demo catalogue is rendered
     if settings.sources:
-        chosen = [s for s in settings.sources if s.enabled and (only is None or s.name == only)]
-        if only is not None and not chosen:
-            names = ", ".join(s.name for s in settings.sources)
-            raise UsageError(f"no enabled source named {only!r}; configured: {names}")
-        yield chosen
+        yield [s for s in settings.sources if s.enabled and (only is None or s.name == only)]
         return
     from chfen.demo import resolve_cache_dir, serve_demo_site
 
@@ -43,7 +58,7 @@ def crawl_sources(settings: Settings, only: str | None = None) -> Iterator[list[
         sources = [SourceConfig(name=name, url=url) for name, url in site.feed_urls.items()]
         if only is not None:
             sources = [s for s in sources if s.name == only]
-            if not sources:
+            if not sources:  # the plan listed it (check_source): the site must serve it
                 raise UsageError(f"the demo site has no channel {only!r}")
         yield sources
 

@@ -3,5 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 PYANNOTE_METRICS_ENABLED=0 PREFECT_SERVER_ANALYTICS_ENABLED=false
+# The demo catalogues the tests render (the session's 6 videos, test_pipeline_learns' 48: a
+# minute or two on 2 cores) are kept between runs, like Label Studio's venv. Deterministic and
+# keyed by generator version, seed and size; an item counts only once all its files are written.
+export DEMO_SITE_TEST_CACHE="${DEMO_SITE_TEST_CACHE:-$HOME/.cache/chfen/demo-site-tests}"
 .venv/bin/ruff check .
 .venv/bin/python -m pytest -q -ra --durations=10 "$@"

@@ -146,7 +146,7 @@ def crawl(
     Exit code 1 when a source could not be read (its error is in the summary and in the
     `sources` and `failures` tables)."""
     from chfen.stages import KINDS, StageError
-    from flows.crawl import crawl_flow
+    from flows.crawl import check_source, crawl_flow
     from flows.runtime import UsageError
 
     if kind and not retry_failed:
@@ -155,6 +155,7 @@ def crawl(
     if unknown:
         raise UsageError(f"unknown failure kind(s) {unknown}; kinds: {', '.join(KINDS)}")
     retry = (list(kind) if kind else ["all"]) if retry_failed else None
+    check_source(state.settings, source)  # before the flow starts Prefect's embedded server
     with progress_for("crawl"):
         summary = crawl_flow(**flow_args(), source=source, retry_failed=retry)
     print_crawl_summary(summary)

@@ -17,6 +17,18 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def prefect_api_url(prefect_harness: None) -> str:
+    """The API URL of the session's Prefect server, for `chfen` run as a subprocess
+    (`PREFECT_API_URL`): it then uses this server, as with `chfen prefect start`, instead of
+    starting an embedded one of its own (10-20 s on 2 cores)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    assert url, "the Prefect test harness set no API URL"
+    return url
+
+
+@pytest.fixture(scope="session")
 def dask_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The scheduler address of one local Dask cluster for the session, exactly the one a flow
     starts for `prefect.task_runner=dask` with two workers (two spawned processes, one thread

@@ -148,9 +148,14 @@ def message_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def test_label_studio_down_is_one_message_and_exit_1(data_root: Path) -> None:
+def test_label_studio_down_is_one_message_and_exit_1(data_root: Path, prefect_api_url: str) -> None:
+    """The error ends a real flow run (the engine's own record of it must stay off the
+    console); the run reports to the session's Prefect server (no embedded one to start)."""
     port = closed_port()
-    out = console_chfen(data_root, "--set", f"labelstudio.port={port}", "label", "pull")
+    out = console_chfen(
+        data_root, "--set", f"labelstudio.port={port}", "label", "pull",
+        env={"PREFECT_API_URL": prefect_api_url},
+    )  # fmt: skip
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
     assert "Traceback" not in text and "Encountered exception" not in text, text
@@ -165,7 +170,7 @@ def test_flow_usage_error_is_short(data_root: Path) -> None:
     text = out.stdout + out.stderr
     assert out.returncode == 2, text
     assert "Traceback" not in text and "no-such-channel" in text
-    # the progress bar's line and the message
+    # the message (it fails before the flow and its progress bar start), wrapped at most once
     assert len(message_lines(out.stderr)) <= 2, text
 
 

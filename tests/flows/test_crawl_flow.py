@@ -19,7 +19,7 @@ def feed_sources(site: DemoSite) -> str:
 
 
 def test_sigkill_during_crawl_then_rerun(
-    tmp_path: Path, demo_site: DemoSite, prefect_harness: None
+    tmp_path: Path, demo_site: DemoSite, prefect_api_url: str
 ) -> None:
     root = tmp_path / "data"
     overrides = [
@@ -32,8 +32,10 @@ def test_sigkill_during_crawl_then_rerun(
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-cli"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # the session's server, as with `chfen prefect start`: no embedded one to start (the
+        # killed run's children, that server included, are test_fault_injection's subject)
+        "PREFECT_API_URL": prefect_api_url,
     }
-    env.pop("PREFECT_API_URL", None)  # the CLI run uses its own embedded Prefect
     cmd = [str(Path(sys.executable).parent / "chfen")]
     for item in overrides:
         cmd += ["--set", item]
@@ -190,3 +192,37 @@ def test_source_names_must_be_unique() -> None:
 
     with pytest.raises(ValueError, match="unique"):
         Settings(sources=[{"name": "a", "url": "http://x/f"}, {"name": "a", "url": "http://y/f"}])
+
+
+def test_an_unknown_source_is_a_usage_error_before_anything_starts(
+    tmp_path: Path, demo_site: DemoSite
+) -> None:
+    """`check_source` (what `chfen crawl --source` checks before the flow starts) accepts
+    exactly the channels the demo site serves, from its plan alone: nothing is rendered."""
+    import pytest
+
+    from chfen.config import load_settings
+    from flows.crawl import check_source
+    from flows.runtime import UsageError
+
+    plan = demo_site.catalogue.plan
+    demo = [f"demo_site.n_videos={plan.n_videos}", f"demo_site.seed={plan.seed}"]
+    settings, _ = load_settings(None, [f"data_root={tmp_path / 'data'}", *demo])
+    for channel in demo_site.feed_urls:
+        check_source(settings, channel)
+    check_source(settings, None)
+    with pytest.raises(UsageError, match="no channel 'hardcases'"):
+        check_source(settings, "hardcases")  # served, but not a feed the crawl reads
+    with pytest.raises(UsageError, match="no channel 'nope'"):
+        check_source(settings, "nope")
+    assert not (tmp_path / "data").exists()  # no catalogue rendered, no data root made
+
+    sources = (
+        '[{name: live, url: "http://127.0.0.1:9/f"}, '
+        '{name: parked, url: "http://127.0.0.1:9/g", enabled: false}]'
+    )
+    settings, _ = load_settings(None, [f"data_root={tmp_path / 'data'}", f"sources={sources}"])
+    check_source(settings, "live")
+    for name in ("parked", "nope"):
+        with pytest.raises(UsageError, match=f"no enabled source named '{name}'"):
+            check_source(settings, name)

@@ -40,7 +40,7 @@ def _ours(marker: str) -> list[str]:
 
 @pytest.mark.slow
 def test_random_sigkills_then_a_normal_run(
-    tmp_path: Path, demo_site: DemoSite, prefect_harness: None
+    tmp_path: Path, demo_site: DemoSite, prefect_api_url: str
 ) -> None:
     from flows.crawl import crawl_flow
     from flows.process import process_flow
@@ -61,7 +61,12 @@ def test_random_sigkills_then_a_normal_run(
         "PREFECT_HOME": str(tmp_path / "prefect-cli"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    env.pop("PREFECT_API_URL", None)  # each CLI run starts its own embedded Prefect server
+    env.pop("PREFECT_API_URL", None)  # with `env` a run starts its own embedded Prefect server
+    # The crawl runs report to the session's server (as with `chfen prefect start`): no
+    # embedded server to start, 10-20 s each on 2 cores. The process run keeps its own, so a
+    # server is among the children that must die with a randomly killed run (test_children
+    # kills one at a set moment).
+    shared = {**env, "PREFECT_API_URL": prefect_api_url}
     cmd = [str(Path(sys.executable).parent / "chfen")]
     for item in overrides:
         cmd += ["--set", item]
@@ -72,8 +77,8 @@ def test_random_sigkills_then_a_normal_run(
         for _ in range(times):
             start = wh.version(table)
             proc = subprocess.Popen(
-                [*cmd, command], env=env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                [*cmd, command], env=env if command == "process" else shared,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             deadline = time.monotonic() + 240
             # wait for this run's first commit, then kill it a random moment later
