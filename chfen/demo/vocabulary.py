@@ -394,3 +394,32 @@ HANDLE_SUFFIXES: tuple[str, ...] = (
     "reels",
     "stories",
 )
+
+# ---- other languages (demo_site.languages) ------------------------------------------------------
+# espeak-ng's Mandarin. Its plain `cmn` voice (Debian's 1.51) turns characters into pinyin with
+# tone digits and reads those with English rules ("jin five five"); `cmn-latn-pinyin` is the same
+# voice reading that pinyin as Mandarin. At 130 words per minute whisper base transcribes these
+# sentences with a character error rate of about 0.3 (at 160: 0.5).
+ZH_VOICE = "cmn-latn-pinyin"
+ZH_RATE = 130
+# The English sentences of the code-switched videos: a plain voice at an easy pace.
+EN_MIXED_VOICE = "en-us"
+EN_MIXED_RATE = 155
+
+# Everyday Mandarin with frequent characters, emotion-free like NEUTRAL_SENTENCES.
+ZH_SENTENCES: tuple[str, ...] = (
+    "今天天气很好，我们一起去公园散步吧。",
+    "这个周末你有时间吗？",
+    "我喜欢吃中国菜，特别是北京烤鸭。",
+    "请把这本书放在桌子上。",
+    "他每天早上六点起床。",
+    "我们明天早上坐火车去上海。",
+    "这家小店的面条又便宜又好吃。",
+    "下班以后我想去超市买水果。",
+)
+# Titles and description lines of the Mandarin channel: everyday, no emotion words.
+ZH_TITLES: tuple[str, ...] = ("周末去公园散步", "今天吃什么", "我的早晨日常")
+ZH_DESCRIPTION_LINES: tuple[str, ...] = ("用手机拍的。", "明天继续更新。", "一镜到底。")
+ZH_HASHTAGS: tuple[str, ...] = ("日常", "vlog")
+# The code-switched channel mixes the two in its titles as well.
+MIXED_TITLES: tuple[str, ...] = ("小店面条 noodle vlog", "Bus day 坐公交的一天")
