@@ -398,9 +398,11 @@ HANDLE_SUFFIXES: tuple[str, ...] = (
 # ---- other languages (demo_site.languages) ------------------------------------------------------
 # espeak-ng's Mandarin. Its plain `cmn` voice (Debian's 1.51) turns characters into pinyin with
 # tone digits and reads those with English rules ("jin five five"); `cmn-latn-pinyin` is the same
-# voice reading that pinyin as Mandarin. At 130 words per minute whisper base transcribes these
-# sentences with a character error rate of about 0.3 (at 160: 0.5).
-ZH_VOICE = "cmn-latn-pinyin"
+# voice reading that pinyin as Mandarin. Whisper base takes its default (male) variant for
+# English on 2-3 of ZH_SENTENCES spoken alone (detection among zh and en); the `f3` variant at
+# 130 words per minute is heard as Mandarin on all eight (p 0.69-1.00; `f2`: 7 of 8, `m3`: 7,
+# `klatt2`: none).
+ZH_VOICE = "cmn-latn-pinyin+f3"
 ZH_RATE = 130
 # The English sentences of the code-switched videos: a plain voice at an easy pace.
 EN_MIXED_VOICE = "en-us"
