@@ -62,9 +62,11 @@ from chfen.demo.vocabulary import (
     VOICES,
     ZH_DESCRIPTION_LINES,
     ZH_HASHTAGS,
+    ZH_RATE,
     ZH_SENTENCES,
     ZH_TITLES,
     ZH_VOICE,
+    ZH_VOICE_DETECTABLE,
 )
 from chfen.labels import PLUTCHIK
 
@@ -162,9 +164,10 @@ class VideoSpec:
     script: tuple[str, ...] = ()  # candidate sentences in speaking order; as many as fit are used
     pauses: tuple[float, ...] = ()  # lead-in, then the gap before each following sentence
     voice: str = "en-us"
-    # The language of each `script` sentence ('en', 'zh'), for videos of the language channels;
-    # empty: every sentence is English, spoken in `voice` at `rate`.
+    # For videos of the language channels, per `script` sentence: its language ('en', 'zh') and
+    # espeak-ng voice and rate. Empty: every sentence is English, spoken in `voice` at `rate`.
     languages: tuple[str, ...] = ()
+    sentence_voices: tuple[tuple[str, int], ...] = ()
     pitch: int = 50
     rate: int = 175
     amplitude: int = 100
@@ -733,6 +736,7 @@ def _language_videos(seed: int, labels: tuple[str, ...]) -> list[VideoSpec]:
         speech = sum(len(text) * _EST_S_PER_CHAR[lang] for lang, text in lines)
         duration = float(math.ceil(sum(pauses) + speech + TAIL_S))
         emotion = rng.choice(labels)
+        zh_voice = ZH_VOICE if uploader is ZH_UPLOADER else ZH_VOICE_DETECTABLE
         fps, width, height = 25, 360, 640  # small and quick: these test languages, not pictures
         tags = (uploader.topic, *ZH_HASHTAGS)
         line = rng.choice(ZH_DESCRIPTION_LINES)
@@ -760,7 +764,11 @@ def _language_videos(seed: int, labels: tuple[str, ...]) -> list[VideoSpec]:
                 voice=uploader.voice,
                 languages=languages,
                 pitch=NEUTRAL_PITCH,
-                rate=EN_MIXED_RATE,  # of the English sentences; Mandarin is read at ZH_RATE
+                sentence_voices=tuple(
+                    (zh_voice, ZH_RATE) if lang == "zh" else (EN_MIXED_VOICE, EN_MIXED_RATE)
+                    for lang in languages
+                ),
+                rate=EN_MIXED_RATE,
                 amplitude=NEUTRAL_AMPLITUDE,
                 chord_hz=NEUTRAL_CHORD_HZ,
                 # The emotion is in the pictures; words, voice and title are everyday.

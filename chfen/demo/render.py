@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from chfen.demo.catalogue import GARBAGE_BYTES, TAIL_S, TRUNCATE_FRACTION, VideoSpec
-from chfen.demo.vocabulary import ZH_RATE, ZH_VOICE
 
 SPEECH_RATE = 22050  # espeak-ng's native sample rate; ffmpeg resamples to AUDIO_RATE
 AUDIO_RATE = 44100
@@ -143,9 +142,11 @@ def synth_audio(spec: VideoSpec) -> tuple[bytes, list[Sentence]]:
     placed: list[Sentence] = []
     cursor = 0.0
     languages = spec.languages or (None,) * len(spec.script)
-    for text, pause, language in zip(spec.script, spec.pauses, languages, strict=True):
+    voices = spec.sentence_voices or ((spec.voice, spec.rate),) * len(spec.script)
+    for text, pause, language, (voice, rate) in zip(
+        spec.script, spec.pauses, languages, voices, strict=True
+    ):
         at = round(cursor + pause, 2)
-        voice, rate = (ZH_VOICE, ZH_RATE) if language == "zh" else (spec.voice, spec.rate)
         pcm = speak(text, voice, spec.pitch, rate, spec.amplitude, spec.id)
         loud = np.flatnonzero(np.abs(pcm) > SPEECH_EDGE)
         if loud.size == 0:
