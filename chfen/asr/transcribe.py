@@ -536,6 +536,12 @@ class Transcriber:
         """(language, chunks) to decode: the fixed language over every speech chunk; or the
         detected language of each run of speech regions that share one."""
         if not self.detects:
+            if self._model.model.is_multilingual:
+                # Quiet trimmed from the regions' ends: the VAD keeps a lead-in of background
+                # (music, the demo's chord) in the region, and whisper base, decoding Mandarin
+                # from there, repeated one character for the whole sentence (天天天...).
+                # English-only models keep the VAD's regions as they were.
+                speech = split_at_pauses(audio, speech)
             return [(self.cfg.language, merge_regions(speech, CHUNK_S))]
         if self.cfg.detect == "file":
             # Whisper's own rule: the first 30 s of speech decide.
