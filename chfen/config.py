@@ -135,6 +135,19 @@ class DemoSiteConfig(_Section):
     cache_dir: str | None = Field(
         None, description="Where generated media is cached; default <data_root>/demo_site."
     )
+    languages: list[Literal["en", "zh"]] = Field(
+        default_factory=lambda: ["en"],
+        description="Spoken languages: 'en' (the catalogue) and optionally 'zh', which adds a "
+        "Mandarin channel and a code-switched one (5 short videos, ground truth of each "
+        "sentence's language); the catalogue itself stays the same.",
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _english_first(cls, value: list[str]) -> list[str]:
+        if "en" not in value:
+            raise ValueError("demo_site.languages must include 'en' (the catalogue is English)")
+        return [x for x in ("en", "zh") if x in value]
 
     @field_validator("emotions")
     @classmethod

@@ -50,6 +50,16 @@ def demo_catalogue(demo_cache_dir: Path) -> Catalogue:
 
 
 @pytest.fixture(scope="session")
+def demo_zh_catalogue(demo_cache_dir: Path, demo_catalogue: Catalogue) -> Catalogue:
+    """The test catalogue with demo_site.languages [en, zh]: the same items plus the Mandarin
+    and the code-switched channel (five short videos, a few seconds to render)."""
+    cfg = DemoSiteConfig(
+        port=0, n_videos=DEMO_TEST_VIDEOS, seed=DEMO_TEST_SEED, languages=["en", "zh"]
+    )
+    return generate_catalogue(cfg, demo_cache_dir, show_progress=False)
+
+
+@pytest.fixture(scope="session")
 def demo_site(demo_catalogue: Catalogue) -> Iterator[DemoSite]:
     """The demo site serving the test catalogue on 127.0.0.1 (free port) for the session.
 

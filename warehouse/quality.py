@@ -22,7 +22,8 @@ Annotations
 Media, ASR, scenes, crawl
 - `quality_media_summary`, `quality_duration_histogram` (macro `..._by(bucket_s)`),
   `quality_resolution_counts`, `quality_fps_counts`, `quality_audio_presence`;
-- `quality_asr_per_video`, `quality_asr_summary`; `quality_scenes_per_video`,
+- `quality_asr_per_video`, `quality_asr_summary`, `quality_asr_languages` (spoken languages
+  per source); `quality_scenes_per_video`,
   `quality_scene_count_distribution`;
 - `quality_source_yield` (discovered → downloaded / failed → scenes → ASR → labelled, per
   source) and `quality_failures_by_reason` (videos whose newest run of a stage failed).
@@ -600,6 +601,31 @@ OBJECTS: tuple[QualityObject, ...] = (
         FROM quality_videos v
         LEFT JOIN seg ON seg.video_id = v.video_id
         LEFT JOIN quality_stage_status st ON st.video_id = v.video_id AND st.stage = {_ASR}
+        """,
+    ),
+    _view(
+        "quality_asr_languages",
+        "Per source and spoken language (of the newest ASR run's segments; NULL: not "
+        "recorded): good videos, segments, speech seconds and their share of the source's "
+        "speech, words.",
+        """
+        WITH seg AS (
+            SELECT v.source, t.language, count(DISTINCT t.video_id) AS n_videos,
+                   count(*) AS n_segments, sum(greatest(t.end_s - t.start_s, 0)) AS speech_s
+            FROM quality_transcript_segments t JOIN quality_videos v USING (video_id)
+            GROUP BY ALL),
+        w AS (
+            SELECT v.source, t.language, count(*) AS n_words
+            FROM quality_transcript_words t JOIN quality_videos v USING (video_id)
+            GROUP BY ALL)
+        SELECT seg.source, seg.language, seg.n_videos, seg.n_segments, seg.speech_s,
+               seg.speech_s / nullif(sum(seg.speech_s) OVER (PARTITION BY seg.source), 0)
+                 AS speech_share,
+               coalesce(w.n_words, 0) AS n_words
+        FROM seg LEFT JOIN w
+          ON w.source IS NOT DISTINCT FROM seg.source
+         AND w.language IS NOT DISTINCT FROM seg.language
+        ORDER BY seg.source, seg.speech_s DESC, seg.language
         """,
     ),
     _view(

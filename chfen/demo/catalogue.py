@@ -40,12 +40,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from chfen.config import DemoSiteConfig
-from chfen.demo.cues import ABSENT, CHANNELS, draw_cues
+from chfen.demo.cues import ABSENT, CHANNELS, NEUTRAL, draw_cues
 from chfen.demo.vocabulary import (
     DESCRIPTION_LINES,
+    EN_MIXED_RATE,
+    EN_MIXED_VOICE,
     GENERIC_HASHTAGS,
     HANDLE_NAMES,
     HANDLE_SUFFIXES,
+    MIXED_TITLES,
     NEUTRAL_AMPLITUDE,
     NEUTRAL_CHORD_HZ,
     NEUTRAL_MOTION,
@@ -57,6 +60,13 @@ from chfen.demo.vocabulary import (
     STYLES,
     TOPIC_HASHTAGS,
     VOICES,
+    ZH_DESCRIPTION_LINES,
+    ZH_HASHTAGS,
+    ZH_RATE,
+    ZH_SENTENCES,
+    ZH_TITLES,
+    ZH_VOICE,
+    ZH_VOICE_DETECTABLE,
 )
 from chfen.labels import PLUTCHIK
 
@@ -81,6 +91,7 @@ OVERSIZED_BYTES = 30 * 1024 * 1024
 TRUNCATE_FRACTION = 0.45
 GARBAGE_BYTES = 400_000
 TOO_LONG_S = 200
+TAIL_S = 0.3  # no sentence runs into the last 0.3 s of a video (render.py skips those)
 
 # Catalogue videos last MIN_DURATION_S..MAX_DURATION_S whole seconds, skewed short (mean about
 # 11 s): long enough for two or three sentences, short enough that 240 videos go through the
@@ -133,7 +144,7 @@ class VideoSpec:
     """Everything needed to render, serve and describe one item."""
 
     id: str
-    kind: Literal["catalogue", "duplicate", "hard", "hidden"]
+    kind: Literal["catalogue", "duplicate", "hard", "hidden", "language"]
     channel: str
     uploader: str
     emotion: str | None
@@ -153,6 +164,10 @@ class VideoSpec:
     script: tuple[str, ...] = ()  # candidate sentences in speaking order; as many as fit are used
     pauses: tuple[float, ...] = ()  # lead-in, then the gap before each following sentence
     voice: str = "en-us"
+    # For videos of the language channels, per `script` sentence: its language ('en', 'zh') and
+    # espeak-ng voice and rate. Empty: every sentence is English, spoken in `voice` at `rate`.
+    languages: tuple[str, ...] = ()
+    sentence_voices: tuple[tuple[str, int], ...] = ()
     pitch: int = 50
     rate: int = 175
     amplitude: int = 100
@@ -205,6 +220,7 @@ class CataloguePlan:
         default=Uploader(HARDCASES_UPLOADER, HARDCASES_UPLOADER, "en-us", "#FFFFFF")
     )
     labels: tuple[str, ...] = PLUTCHIK  # the emotions the catalogue videos carry
+    languages: tuple[str, ...] = ("en",)  # demo_site.languages
 
     def spec(self, video_id: str) -> VideoSpec:
         """The spec with this id; KeyError names the id when there is none."""
@@ -682,6 +698,89 @@ def _hard_cases(seed: int) -> list[VideoSpec]:
     ]
 
 
+# The language channels' videos: what each says, sentence by sentence, in which language.
+# Mandarin sentences are ZH_SENTENCES; the English ones come from NEUTRAL_SENTENCES.
+ZH_UPLOADER = Uploader("@xiaolin_richang", "xiaolin_richang", ZH_VOICE, "#EF476F", "生活")
+MIXED_UPLOADER = Uploader("@bilingual_bites", "bilingual_bites", EN_MIXED_VOICE, "#06D6A0", "双语")
+_LANGUAGE_SCRIPTS: tuple[tuple[str, Uploader, str, tuple[tuple[str, str], ...]], ...] = (
+    ("zh-001", ZH_UPLOADER, ZH_TITLES[0], (("zh", ZH_SENTENCES[0]), ("zh", ZH_SENTENCES[1]))),
+    ("zh-002", ZH_UPLOADER, ZH_TITLES[1], (("zh", ZH_SENTENCES[2]), ("zh", ZH_SENTENCES[3]))),
+    ("zh-003", ZH_UPLOADER, ZH_TITLES[2], (("zh", ZH_SENTENCES[4]), ("zh", ZH_SENTENCES[5]))),
+    # Mandarin, then English.
+    ("mix-001", MIXED_UPLOADER, MIXED_TITLES[0],
+     (("zh", ZH_SENTENCES[6]), ("en", "Let me show you around."),
+      ("en", "We walked to the park and back."))),
+    # English, then Mandarin.
+    ("mix-002", MIXED_UPLOADER, MIXED_TITLES[1],
+     (("en", "This is my video for today."), ("en", "The bus comes at nine every morning."),
+      ("zh", ZH_SENTENCES[7]))),
+)  # fmt: skip
+# Generous estimates of espeak-ng's speaking time (measured: Mandarin at ZH_RATE 0.32-0.38 s per
+# character, English at EN_MIXED_RATE about 0.05 s per character), so every sentence fits.
+_EST_S_PER_CHAR = {"zh": 0.42, "en": 0.07}
+# Pauses before a sentence: the first, one in the same language, one where the language changes
+# (speakers switch at a pause; whisper detects the language of each stretch between pauses).
+_LEAD_S, _SAME_S, _SWITCH_S = 0.4, 0.5, 0.8
+
+
+def _language_videos(seed: int, labels: tuple[str, ...]) -> list[VideoSpec]:
+    """The Mandarin and the code-switched channel's videos (demo_site.languages has 'zh')."""
+    rng = _rng(seed, "languages")
+    videos = []
+    for video_id, uploader, title, lines in _LANGUAGE_SCRIPTS:
+        languages = tuple(lang for lang, _ in lines)
+        pauses = tuple(
+            _LEAD_S if i == 0 else _SAME_S if languages[i - 1] == lang else _SWITCH_S
+            for i, lang in enumerate(languages)
+        )
+        speech = sum(len(text) * _EST_S_PER_CHAR[lang] for lang, text in lines)
+        duration = float(math.ceil(sum(pauses) + speech + TAIL_S))
+        emotion = rng.choice(labels)
+        zh_voice = ZH_VOICE if uploader is ZH_UPLOADER else ZH_VOICE_DETECTABLE
+        fps, width, height = 25, 360, 640  # small and quick: these test languages, not pictures
+        tags = (uploader.topic, *ZH_HASHTAGS)
+        line = rng.choice(ZH_DESCRIPTION_LINES)
+        views, likes = _counts(rng)
+        videos.append(
+            VideoSpec(
+                id=video_id,
+                kind="language",
+                channel=uploader.slug,
+                uploader=uploader.handle,
+                emotion=emotion,
+                title=title,
+                description=" ".join([line, *(f"#{t}" for t in tags)]),
+                tags=tags,
+                upload_time=_iso(_upload_time(rng)),
+                view_count=views,
+                like_count=likes,
+                duration=duration,
+                width=width,
+                height=height,
+                fps=fps,
+                shots=_plan_shots(rng, emotion, duration, fps, width, height),
+                script=tuple(text for _, text in lines),
+                pauses=pauses,
+                voice=uploader.voice,
+                languages=languages,
+                pitch=NEUTRAL_PITCH,
+                sentence_voices=tuple(
+                    (zh_voice, ZH_RATE) if lang == "zh" else (EN_MIXED_VOICE, EN_MIXED_RATE)
+                    for lang in languages
+                ),
+                rate=EN_MIXED_RATE,
+                amplitude=NEUTRAL_AMPLITUDE,
+                chord_hz=NEUTRAL_CHORD_HZ,
+                # The emotion is in the pictures; words, voice and title are everyday.
+                cues=tuple((c, emotion if c == "visuals" else NEUTRAL) for c in CHANNELS),
+                note="code-switched: " + " then ".join(dict.fromkeys(languages))
+                if len(set(languages)) > 1
+                else "Mandarin",
+            )
+        )
+    return videos
+
+
 def plan_catalogue(cfg: DemoSiteConfig) -> CataloguePlan:
     """The full, deterministic plan for `cfg.seed` and `cfg.n_videos` (no media touched)."""
     seed, n = cfg.seed, cfg.n_videos
@@ -711,10 +810,16 @@ def plan_catalogue(cfg: DemoSiteConfig) -> CataloguePlan:
             )
         )
     dupes = _duplicates(seed, videos, uploaders, first_index=n + 1)
+    extra: list[VideoSpec] = []
+    extra_uploaders: list[Uploader] = []
+    if "zh" in cfg.languages:  # after everything else: the rest of the plan stays the same
+        extra = _language_videos(seed, labels)
+        extra_uploaders = [ZH_UPLOADER, MIXED_UPLOADER]
     return CataloguePlan(
         seed=seed,
         n_videos=n,
-        uploaders=tuple(uploaders),
-        videos=tuple(videos + dupes + _hard_cases(seed)),
+        uploaders=tuple(uploaders + extra_uploaders),
+        videos=tuple(videos + dupes + _hard_cases(seed) + extra),
         labels=labels,
+        languages=tuple(cfg.languages),
     )

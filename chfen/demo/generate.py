@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,12 @@ def cache_key(cfg: DemoSiteConfig) -> str:
     if tuple(cfg.emotions) != PLUTCHIK:  # a subset of the emotions is another catalogue
         key += "-" + "_".join(cfg.emotions)
     return key
+
+
+def ground_truth_name(languages: tuple[str, ...] | list[str]) -> str:
+    """ground_truth.json for the English catalogue alone, else ground_truth-<langs>.json."""
+    langs = tuple(languages)
+    return "ground_truth.json" if langs == ("en",) else f"ground_truth-{'_'.join(langs)}.json"
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def _render_item(plan: CataloguePlan, root: Path, spec: VideoSpec) -> dict[str, 
     started = time.perf_counter()
     if spec.render == "synth":
         sentences = render.render_synth(spec, media)
-        record["sentences"] = [asdict(s) for s in sentences]
+        record["sentences"] = [s.record() for s in sentences]
         render.render_thumbnail(spec, media, root / "thumbs" / f"{spec.id}.jpg")
     elif spec.render == "transcode":
         render.render_transcode(spec, root / "media" / f"{spec.source}.mp4", media)
@@ -172,7 +178,7 @@ def _entry(plan: CataloguePlan, root: Path, spec: VideoSpec) -> dict[str, Any]:
         size, sha = source_record["size_bytes"], source_record["sha256"]
     thumb_id = spec.id if spec.render in ("synth", "transcode") else HARD_BASE_ID
     frames = _frame_count(spec)
-    return {
+    entry = {
         "id": spec.id,
         "kind": spec.kind,
         "uploader": spec.uploader,
@@ -225,6 +231,17 @@ def _entry(plan: CataloguePlan, root: Path, spec: VideoSpec) -> dict[str, Any]:
         "thumbnail_path": f"/thumbs/{thumb_id}.jpg",
         "feed_path": f"/u/{spec.channel}/feed.xml",
     }
+    if spec.languages:
+        # What the language channels' tests check ASR against: the languages in speaking
+        # order and where each change of language begins (the start of its first sentence).
+        said = entry["sentences"]
+        entry["languages"] = list(dict.fromkeys(s["language"] for s in said))
+        entry["language_switches"] = [
+            {"at_s": b["start"], "from": a["language"], "to": b["language"]}
+            for a, b in zip(said, said[1:], strict=False)
+            if a["language"] != b["language"]
+        ]
+    return entry
 
 
 def _frame_count(spec: VideoSpec) -> int:
@@ -246,7 +263,7 @@ def _assemble(plan: CataloguePlan, root: Path) -> dict[str, Any]:
         }
         for u in [*plan.uploaders, plan.hard_uploader]
     ]
-    return {
+    gt: dict[str, Any] = {
         "generator_version": GENERATOR_VERSION,
         "seed": plan.seed,
         "n_videos": plan.n_videos,
@@ -258,6 +275,9 @@ def _assemble(plan: CataloguePlan, root: Path) -> dict[str, Any]:
         **plan_ceilings(plan),
         "videos": [_entry(plan, root, v) for v in listed],
     }
+    if plan.languages != ("en",):
+        gt["languages"] = list(plan.languages)
+    return gt
 
 
 def plan_ceilings(plan: CataloguePlan) -> dict[str, Any]:
@@ -286,7 +306,7 @@ def generate_catalogue(
     started = time.perf_counter()
     plan = plan_catalogue(cfg)
     root = Path(cache_dir).expanduser().resolve() / cache_key(cfg)
-    gt_path = root / "ground_truth.json"
+    gt_path = root / ground_truth_name(plan.languages)
     if gt_path.exists() and _complete(root, plan):
         gt = json.loads(gt_path.read_text(encoding="utf-8"))
         log.info("demo catalogue %s: cache hit (%.2f s)", root, time.perf_counter() - started)

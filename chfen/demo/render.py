@@ -17,19 +17,18 @@ import subprocess
 import uuid
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chfen.demo.catalogue import GARBAGE_BYTES, TRUNCATE_FRACTION, VideoSpec
+from chfen.demo.catalogue import GARBAGE_BYTES, TAIL_S, TRUNCATE_FRACTION, VideoSpec
 
 SPEECH_RATE = 22050  # espeak-ng's native sample rate; ffmpeg resamples to AUDIO_RATE
 AUDIO_RATE = 44100
 # A sentence starts/ends where espeak-ng's samples first/last exceed 1% of full scale.
 SPEECH_EDGE = 0.01
-TAIL_S = 0.3  # no sentence runs into the last 0.3 s
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 THUMB_WIDTH = 360
 
@@ -54,6 +53,15 @@ class Sentence:
     start: float
     end: float
     text: str
+    language: str | None = None  # set for the language channels' videos only
+
+    def record(self) -> dict[str, Any]:
+        """As stored in items/<id>.json and the ground truth (no language key when unset, so
+        the catalogue's records stay as they were)."""
+        out = asdict(self)
+        if self.language is None:
+            del out["language"]
+        return out
 
 
 @contextlib.contextmanager
@@ -133,9 +141,13 @@ def synth_audio(spec: VideoSpec) -> tuple[bytes, list[Sentence]]:
     track = _bed(spec, rng).astype(np.float32)
     placed: list[Sentence] = []
     cursor = 0.0
-    for text, pause in zip(spec.script, spec.pauses, strict=True):
+    languages = spec.languages or (None,) * len(spec.script)
+    voices = spec.sentence_voices or ((spec.voice, spec.rate),) * len(spec.script)
+    for text, pause, language, (voice, rate) in zip(
+        spec.script, spec.pauses, languages, voices, strict=True
+    ):
         at = round(cursor + pause, 2)
-        pcm = speak(text, spec.voice, spec.pitch, spec.rate, spec.amplitude, spec.id)
+        pcm = speak(text, voice, spec.pitch, rate, spec.amplitude, spec.id)
         loud = np.flatnonzero(np.abs(pcm) > SPEECH_EDGE)
         if loud.size == 0:
             continue
@@ -145,7 +157,7 @@ def synth_audio(spec: VideoSpec) -> tuple[bytes, list[Sentence]]:
             continue  # does not fit in what is left of the video: a shorter one later may
         offset = int(round(at * SPEECH_RATE))
         track[offset : offset + len(pcm)] += pcm[: max(0, n - offset)]
-        placed.append(Sentence(round(at + first / SPEECH_RATE, 3), round(end, 3), text))
+        placed.append(Sentence(round(at + first / SPEECH_RATE, 3), round(end, 3), text, language))
         cursor = end
     pcm16 = (np.clip(track, -1.0, 1.0) * 32767).astype("<i2")
     buf = io.BytesIO()

@@ -394,3 +394,37 @@ HANDLE_SUFFIXES: tuple[str, ...] = (
     "reels",
     "stories",
 )
+
+# ---- other languages (demo_site.languages) ------------------------------------------------------
+# espeak-ng's Mandarin. Its plain `cmn` voice (Debian's 1.51) turns characters into pinyin with
+# tone digits and reads those with English rules ("jin five five"); `cmn-latn-pinyin` is the same
+# voice reading that pinyin as Mandarin. Two speakers, as two channels have: measured with
+# whisper base on ZH_SENTENCES spoken alone at ZH_RATE, the default (male) variant transcribes
+# better (character error rate 0.29 on five sentences in one clip, `f3`: 0.55) but is heard as
+# English on 2-3 of the 8 when detecting among zh and en, at any detection window; `f3` is heard
+# as Mandarin on all 8 (p 0.73-1.00). The Mandarin channel (its source sets language zh) speaks
+# ZH_VOICE; the code-switched one, whose language is detected, ZH_VOICE_DETECTABLE.
+ZH_VOICE = "cmn-latn-pinyin"
+ZH_VOICE_DETECTABLE = "cmn-latn-pinyin+f3"
+ZH_RATE = 130
+# The English sentences of the code-switched videos: a plain voice at an easy pace.
+EN_MIXED_VOICE = "en-us"
+EN_MIXED_RATE = 155
+
+# Everyday Mandarin with frequent characters, emotion-free like NEUTRAL_SENTENCES.
+ZH_SENTENCES: tuple[str, ...] = (
+    "今天天气很好，我们一起去公园散步吧。",
+    "这个周末你有时间吗？",
+    "我喜欢吃中国菜，特别是北京烤鸭。",
+    "请把这本书放在桌子上。",
+    "他每天早上六点起床。",
+    "我们明天早上坐火车去上海。",
+    "这家小店的面条又便宜又好吃。",
+    "下班以后我想去超市买水果。",
+)
+# Titles and description lines of the Mandarin channel: everyday, no emotion words.
+ZH_TITLES: tuple[str, ...] = ("周末去公园散步", "今天吃什么", "我的早晨日常")
+ZH_DESCRIPTION_LINES: tuple[str, ...] = ("用手机拍的。", "明天继续更新。", "一镜到底。")
+ZH_HASHTAGS: tuple[str, ...] = ("日常", "vlog")
+# The code-switched channel mixes the two in its titles as well.
+MIXED_TITLES: tuple[str, ...] = ("小店面条 noodle vlog", "Bus day 坐公交的一天")

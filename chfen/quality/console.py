@@ -56,6 +56,15 @@ def print_quality(summary: Mapping[str, Any], console: Console) -> None:
         for r in summary["sources"][:20]:
             t.add_row(*(fmt(r[c]) for c in cols))
         console.print(t)
+    languages = summary["asr"].get("languages") or []
+    if languages:
+        t = Table(title="Spoken languages per source")
+        cols = ("source", "language", "n_videos", "n_segments", "speech_s", "speech_share")
+        for col in cols:
+            t.add_column(col, justify="left" if col in ("source", "language") else "right")
+        for r in languages[:20]:
+            t.add_row(*(fmt(r[c]) for c in cols))
+        console.print(t)
     if summary["failures"]:
         t = Table(title="Failures by reason")
         for col in ("source", "stage", "kind", "videos", "example"):

@@ -196,6 +196,7 @@ def _media_figures(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         },
         "asr": {
             **_one(con, "SELECT * FROM quality_asr_summary"),
+            "languages": _rows(con, "SELECT * FROM quality_asr_languages"),
             "coverage_histogram": _rows(
                 con,
                 """

@@ -85,6 +85,7 @@ def render_html(fig: Mapping[str, Any], plots: Mapping[str, str]) -> str:
             _table([{"figure": k, "value": v} for k, v in asr.items()])
             + _img(plots, "asr_coverage"),
         ),
+        ("Spoken languages per source", _table(fig["asr"]["languages"])),
         (
             "Scenes",
             _table([{k: v for k, v in fig["scenes"].items() if not isinstance(v, list)}])

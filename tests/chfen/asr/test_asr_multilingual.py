@@ -3,7 +3,9 @@
 Speech is generated with espeak-ng. Its `cmn` voice is not usable as Mandarin in the Debian
 build (1.51): it turns characters into pinyin with tone digits and reads those with English
 rules ("jin five five"), which whisper hears as English digits. `cmn-latn-pinyin` is the same
-Mandarin voice reading the pinyin as Mandarin; it is what these tests speak.
+Mandarin voice reading the pinyin as Mandarin. The Mandarin clip speaks its default variant,
+the code-switched one its `f3` variant, which whisper base detects as Mandarin reliably (the
+demo site's two Mandarin speakers, `chfen.demo.vocabulary`).
 
 Whisper base detects espeak's robotic Mandarin poorly among all 99 languages (Thai wins:
 tones without natural prosody), so the code-switched source lists its languages
@@ -32,6 +34,7 @@ from chfen.asr.chinese import (
 from chfen.asr.models import assemble_base
 from chfen.asr.words import Word, join_words
 from chfen.config import AsrConfig, SourceConfig
+from chfen.demo.vocabulary import ZH_RATE, ZH_VOICE, ZH_VOICE_DETECTABLE
 from chfen.media.audio import load_audio
 from chfen.media.testmedia import SAMPLE_RATE, register_video, speak, write_wav
 from chfen.stages import run_for_video
@@ -45,8 +48,8 @@ MANDARIN = [
     "他每天早上六点起床。",
 ]
 ENGLISH = "The weather is lovely today in the mountains."
-VOICE_ZH = "cmn-latn-pinyin"
-WPM_ZH = 130
+VOICE_ZH = ZH_VOICE
+WPM_ZH = ZH_RATE
 # Measured: whisper base (int8, language zh, or auto among zh/en) on MANDARIN at 130 words per
 # minute: CER 0.29 (at 160 wpm: 0.50). Errors are homophones of the synthetic tones (烤鸭 ->
 # 考验). The bound leaves room for int8 kernels differing between CPUs; a decode in the wrong
@@ -88,7 +91,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     parts.append(np.zeros(int(0.5 * SAMPLE_RATE), np.float32))
     zh = write_wav(folder / "zh.wav", np.concatenate(parts))
     # Mandarin then English, joined by ffmpeg as an editor would cut them together.
-    zh_half = _espeak_wav(folder / "zh_half.wav", MANDARIN[0] + MANDARIN[2], VOICE_ZH, WPM_ZH)
+    zh_half = _espeak_wav(
+        folder / "zh_half.wav", MANDARIN[0] + MANDARIN[2], ZH_VOICE_DETECTABLE, WPM_ZH
+    )
     en_half = _espeak_wav(folder / "en_half.wav", ENGLISH, "en-us", 150)
     mixed = folder / "mixed.wav"
     subprocess.run(
