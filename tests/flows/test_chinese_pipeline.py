@@ -19,6 +19,8 @@ from chfen.demo import Catalogue, DemoSite
 from chfen.demo.catalogue import MIXED_UPLOADER, ZH_UPLOADER
 from warehouse import Warehouse
 
+pytestmark = pytest.mark.slow
+
 # Measured on the demo's Mandarin channel (3 videos, 6 sentences; whisper base, int8, language
 # zh): character error rate 0.37 over the channel (per video 0.24-0.50; homophones of espeak's
 # synthetic tones, 烤鸭 -> 考验). The bound leaves room for int8 kernels differing between CPUs;
