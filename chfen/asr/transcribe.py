@@ -444,10 +444,15 @@ class Transcriber:
             load_aligner(self.cfg.align_model, self.cfg.language, self.cfg.device)
 
     @property
+    def multilingual(self) -> bool:
+        """Whether the loaded model is multilingual (not loaded: False)."""
+        model = self._model
+        return model is not None and bool(model.model.is_multilingual)
+
+    @property
     def detects(self) -> bool:
         """Whether the language is detected (not fixed, and the model is multilingual)."""
-        model = self._model
-        return self.cfg.language is None and model is not None and model.model.is_multilingual
+        return self.cfg.language is None and self.multilingual
 
     def warm_up(self) -> None:
         """Load the models and run each once on a second of noise: first calls pay for lazy
@@ -536,7 +541,7 @@ class Transcriber:
         """(language, chunks) to decode: the fixed language over every speech chunk; or the
         detected language of each run of speech regions that share one."""
         if not self.detects:
-            if self._model.model.is_multilingual:
+            if self.multilingual:
                 # Quiet trimmed from the regions' ends: the VAD keeps a lead-in of background
                 # (music, the demo's chord) in the region, and whisper base, decoding Mandarin
                 # from there, repeated one character for the whole sentence (天天天...).
