@@ -10,7 +10,8 @@ missing, cut short or unreadable. `check` reads every table's log and every live
   deletes them), so nothing is lost;
 - what is left is lost: the repair lists each such file with its row count and the range of
   its `video_id`s (from the statistics in the log), and resets the ledger rows (`stage_runs`)
-  of the stages that write the table for those videos, so a normal run derives them again.
+  of the stages that write the table for the videos in those ranges, so a normal run derives
+  them again.
 
 The older versions stay in the log (time travel still reads them). Repair while nothing else
 writes the table: an append between the read and the new version would be dropped.
@@ -141,21 +142,32 @@ def _log_commits(uri: str) -> dict[str, tuple[str, list[tuple[str, int | None]]]
 
 
 def _affected_videos(wh: Warehouse, table: str, lost: list[LostFile]) -> list[str]:
-    """The videos whose rows went with the lost files: each file's `video_id` range, resolved
-    against `videos` (a one-video file names its video exactly)."""
+    """The videos whose rows went with the lost files. The log's statistics give each file's
+    lowest and highest `video_id` only (a batched commit holds many videos): the range is
+    resolved against `videos`, or, when `videos` itself lost the rows (or is damaged), against
+    the videos the ledger has as done at some stage, leaving out those whose `videos` row
+    survived in another file."""
     ids: set[str] = set()
+    listings = {
+        "videos": "SELECT DISTINCT video_id FROM videos WHERE video_id BETWEEN ? AND ?",
+        "stage_runs": "SELECT DISTINCT video_id FROM stage_runs_latest "
+        "WHERE status = 'done' AND video_id BETWEEN ? AND ?",
+    }
+    candidates = ("stage_runs",) if table == "videos" else ("videos", "stage_runs")
+    source = next((name for name in candidates if not wh.damage(name)), None)
     for item in lost:
         if item.video_ids is None:
             continue
         low, high = item.video_ids
-        if low == high or table == "videos" or wh.damage("videos"):
-            ids.update({low, high})
-        else:
-            rows = wh.rows(
-                "SELECT DISTINCT video_id FROM videos WHERE video_id BETWEEN ? AND ?", [low, high]
-            )
+        ids.update({low, high})
+        if low != high and source is not None:
+            rows = wh.rows(listings[source], [low, high])
             ids.update(r["video_id"] for r in rows)
-            ids.update({low, high})
+    if table == "videos" and ids:
+        kept = wh.rows(
+            "SELECT DISTINCT video_id FROM videos WHERE list_contains(?, video_id)", [sorted(ids)]
+        )
+        ids -= {r["video_id"] for r in kept}
     return sorted(ids)
 
 

@@ -102,3 +102,26 @@ def test_a_damaged_compacted_file_comes_back_from_the_files_it_merged(wh: Wareho
     assert result.recovered == [Path(merged).name] and result.lost == []
     assert result.rows_kept == 6 and result.videos == [] and result.ledger_reset == 0
     assert fresh.pending("scenes", "1") == []
+
+
+def test_a_lost_batch_of_videos_resets_every_video_in_it(tmp_path: Path) -> None:
+    """A batched commit holds many videos; the log's statistics give only the lowest and the
+    highest id. Every video of the batch is made pending again (the ones in between too),
+    and not one whose `videos` row survived in another file."""
+    wh = Warehouse(tmp_path / "data")
+    batch = ("v1", "v2", "v4")
+    wh.append("videos", [{"video_id": v, "status": "ok", "title": v} for v in batch])
+    wh.append("videos", [{"video_id": "v3", "status": "ok", "title": "v3"}])
+    for vid in ("v1", "v2", "v3", "v4"):
+        wh.mark_done(vid, "crawl", "1")
+    cut_in_half(file_of(wh, "videos", "v2"))
+    fresh = Warehouse(wh.root.url)
+    result = repair(fresh, "videos", WRITERS)
+    assert [(x.rows, x.video_ids) for x in result.lost] == [(3, ("v1", "v4"))]
+    assert result.videos == ["v1", "v2", "v4"] and result.ledger_reset == 3
+    rows = fresh.rows(
+        "SELECT video_id, status FROM stage_runs_latest WHERE stage = 'crawl' ORDER BY 1"
+    )
+    assert {r["video_id"]: r["status"] for r in rows} == {
+        "v1": "reset", "v2": "reset", "v3": "done", "v4": "reset"
+    }  # fmt: skip
