@@ -216,6 +216,7 @@ def test_cut_videos_file_check_info_sql_and_repair(data_root: Path) -> None:
     assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
     res = chfen(data_root, "sql", "SELECT * FROM videos_latest")
     assert res.exit_code == 1 and "table videos is damaged" in " ".join(res.output.split())
+    assert "query failed" not in res.output and "sql:" not in res.output, res.output
 
     res = chfen(data_root, "warehouse", "repair", "videos")
     assert res.exit_code == 0, res.output
