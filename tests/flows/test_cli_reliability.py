@@ -226,3 +226,24 @@ def test_cut_videos_file_check_info_sql_and_repair(data_root: Path) -> None:
     res = chfen(data_root, "sql", "SELECT count(*) AS n FROM videos_latest", "--csv")
     assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
     assert chfen(data_root, "warehouse", "repair", "vidoes").exit_code == 2
+
+
+def test_crawl_summary_counts_each_page_once() -> None:
+    """The outcome rows add up to the pages listed; the pages tried again after an earlier
+    failure are a part of the downloaded and failed rows, said so and placed after them
+    (probe: 1 downloaded + 1 'tried again' read as 11 of 10 pages)."""
+    from rich.console import Console
+
+    from flows.cli.show import print_crawl_summary
+
+    summary = {
+        "downloaded": 1, "already_known": 4, "failed_before": 3, "retried": 3,
+        "failed_by_kind": {"timeout": 2}, "failures": [], "source_errors": [],
+    }  # fmt: skip
+    out = Console(record=True, width=100)
+    print_crawl_summary(summary, out)
+    rows = [line.strip("│ ").split("│") for line in out.export_text().splitlines()]
+    counts = {r[0].strip(): int(r[-1]) for r in rows if len(r) > 1 and r[-1].strip().isdigit()}
+    outcomes = {k: n for k, n in counts.items() if not k.startswith("of these")}
+    assert sum(outcomes.values()) == 10, counts
+    assert list(counts)[-1] == "of these, failed before and tried again", counts
