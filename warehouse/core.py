@@ -138,6 +138,8 @@ def damaged_message(table: str, reason: str) -> str:
     )
 
 
+# Comments before a statement's first word (`/* ... */`, `-- ...`), and the blanks around them.
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|/\*.*?\*/|--[^\n]*)*", re.S)
 _DAMAGED_READ = re.compile(r"table \S+ is damaged \(.*? to restore it", re.S)
 
 
@@ -587,7 +589,8 @@ class Warehouse:
         for statement in statements:
             kind = statement.type.name
             if kind not in READ_ONLY_STATEMENTS:
-                first = statement.query.strip().split(None, 1)[0].upper()
+                text = _LEADING_COMMENTS.sub("", statement.query)
+                first = (text.split(None, 1) or [kind])[0].upper()
                 raise ReadOnlyError(
                     f"`chfen sql` is read-only: {first} ({kind.lower()}) statements are refused "
                     "and nothing was run. Writing is the pipeline's job; to export a result, "

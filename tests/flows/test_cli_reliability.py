@@ -114,6 +114,14 @@ def test_sql_still_reads_tables_views_and_the_catalog_listing(data_root: Path) -
     assert res.exit_code == 0 and "video_id" in res.output
 
 
+@pytest.mark.parametrize(
+    "sql", ["/* an export */ COPY (SELECT 1) TO 'x.csv'", "\n-- export\n  copy videos TO 'x.csv'"]
+)
+def test_sql_refusal_names_the_statement_after_comments(data_root: Path, sql: str) -> None:
+    res = chfen(data_root, "sql", sql)
+    assert res.exit_code == 2 and "read-only: COPY (copy) statements" in res.output, res.output
+
+
 @pytest.mark.parametrize("sql", ["", "   "])
 def test_sql_without_a_query_is_a_usage_error(data_root: Path, sql: str) -> None:
     res = chfen(data_root, "sql", sql)
