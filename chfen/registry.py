@@ -63,7 +63,7 @@ STAGES: tuple[Stage, ...] = (
         CRAWL,
         "1",
         reads=("configured sources",),
-        writes=("videos", "failures", "media/<video_id>/"),
+        writes=("sources", "videos", "failures", "media/<video_id>/"),
         after=(),
         runs="chfen.crawl.crawler:Crawler",
         doc="download each video of the configured sources (default: the demo site)",

@@ -87,7 +87,7 @@ def configure(settings: Settings) -> None:
     for line in procs.sweep_orphans(children):
         _log.warning("stopped %s", line)
     if "PREFECT_API_URL" not in os.environ:
-        guard_embedded_server(children)
+        guard_embedded_server(children, DataRoot(settings.data_path).run_dir("locks"))
 
 
 # Markers of the embedded server's command line (Prefect's SubprocessASGIServer).
@@ -137,6 +137,16 @@ def _guarded_server_class() -> type:
             )
             return proc
 
+        def start(self, timeout: int | None = None) -> None:
+            # Each command's server migrates the data root's one SQLite database when it
+            # starts; two at once on a fresh root race (alembic "expected to match one row",
+            # a traceback of ~80 lines from the loser, which then restarts). One at a time.
+            lock = _guard.get("start_lock")
+            if self.running or lock is None:
+                return super().start(timeout)
+            with procs.file_lock(lock):
+                return super().start(timeout)
+
         def stop(self) -> None:
             record = getattr(self, "_chfen_record", None)
             super().stop()
@@ -146,12 +156,13 @@ def _guarded_server_class() -> type:
     return GuardedServer
 
 
-def guard_embedded_server(children: Path) -> None:
+def guard_embedded_server(children: Path, locks: Path | None = None) -> None:
     """Make the embedded Prefect server that Prefect starts on first use (no PREFECT_API_URL)
     die with this process, also when it is SIGKILLed: a parent-death signal (when started from
     the main thread, as the CLI does) and always a record in `children` for
     `procs.sweep_orphans` at the next start. Without this, every killed run leaves an orphan
-    uvicorn of ~250 MB behind.
+    uvicorn of ~250 MB behind. With `locks` (the data root's lock folder), the servers of two
+    commands on one data root start one at a time (they share its database; see `start`).
 
     Prefect keeps one `SubprocessASGIServer` per port (None: any free one) and returns that
     instance from `SubprocessASGIServer()`; registering our subclass first makes Prefect start
@@ -161,6 +172,7 @@ def guard_embedded_server(children: Path) -> None:
     from prefect.server.api.server import SubprocessASGIServer
 
     _guard["folder"] = children
+    _guard["start_lock"] = None if locks is None else locks / "prefect-server-start.lock"
     if "cls" not in _guard:
         _guard["cls"] = _guarded_server_class()
     if SubprocessASGIServer._instances.get(None) is None:

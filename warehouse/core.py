@@ -138,6 +138,21 @@ def damaged_message(table: str, reason: str) -> str:
     )
 
 
+# Comments before a statement's first word (`/* ... */`, `-- ...`), and the blanks around them.
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|/\*.*?\*/|--[^\n]*)*", re.S)
+_DAMAGED_READ = re.compile(r"table \S+ is damaged \(.*? to restore it", re.S)
+
+
+def _query_failed(exc: duckdb.Error, sql: str) -> WarehouseError:
+    """The error of a failed query: DuckDB's message and the SQL, or, when the query read a
+    damaged table, that table's `damaged_message` alone (the SQL is often the pipeline's own,
+    and the damage is what the reader can act on)."""
+    damage = _DAMAGED_READ.search(str(exc))
+    if damage is not None:
+        return WarehouseError(damage.group(0))
+    return WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}")
+
+
 def _mark_damaged(con: duckdb.DuckDBPyConnection, table: str, reason: str) -> None:
     """Turn a table's empty placeholder into a view of the same columns that fails with
     `damaged_message` when it is read (binding, DESCRIBE and the views over it still work), so
@@ -574,7 +589,8 @@ class Warehouse:
         for statement in statements:
             kind = statement.type.name
             if kind not in READ_ONLY_STATEMENTS:
-                first = statement.query.strip().split(None, 1)[0].upper()
+                text = _LEADING_COMMENTS.sub("", statement.query)
+                first = (text.split(None, 1) or [kind])[0].upper()
                 raise ReadOnlyError(
                     f"`chfen sql` is read-only: {first} ({kind.lower()}) statements are refused "
                     "and nothing was run. Writing is the pipeline's job; to export a result, "
@@ -587,7 +603,7 @@ class Warehouse:
         try:
             return con.execute(sql).to_arrow_table()
         except duckdb.Error as exc:
-            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+            raise _query_failed(exc, sql) from exc
         finally:
             con.close()
 
@@ -607,7 +623,7 @@ class Warehouse:
         try:
             return con.execute(sql, params).to_arrow_table()
         except duckdb.Error as exc:
-            raise WarehouseError(f"query failed: {exc}\n  sql: {sql.strip()}") from exc
+            raise _query_failed(exc, sql) from exc
         finally:
             con.close()
 

@@ -37,10 +37,11 @@ def print_crawl_summary(summary: dict, out: Console | None = None) -> None:
     table.add_row("already in the warehouse", str(summary["already_known"]))
     if summary.get("failed_before"):
         table.add_row("failed before, not due again", str(summary["failed_before"]))
-    if summary.get("retried"):
-        table.add_row("failed before, tried again", str(summary["retried"]))
     for kind, n in sorted(summary["failed_by_kind"].items()):
         table.add_row(f"failed: {kind}", str(n))
+    if summary.get("retried"):
+        # not an outcome of its own: these pages are in the downloaded and failed rows above
+        table.add_row("of these, failed before and tried again", str(summary["retried"]))
     for name, counts in summary.get("imported", {}).items():
         table.add_row(
             f"imported from {name} (new + changed)", str(counts["new"] + counts["changed"])

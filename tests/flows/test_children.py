@@ -117,3 +117,48 @@ if __name__ == "__main__":
     assert workers
     for pid in workers:
         assert _gone(pid), f"a Dask worker (pid {pid}) outlived its killed parent"
+
+
+def test_embedded_servers_of_one_data_root_start_one_at_a_time(tmp_path: Path) -> None:
+    """Two commands starting together on a fresh data root both migrate its one Prefect
+    database; the loser's server died with an alembic traceback (probe 2, repeated). While
+    another process is starting this data root's server, a command waits with its own:
+    no server process until the lock is free, then a normal start."""
+    root = tmp_path / "data"
+    script = f"""
+from chfen.config import load_settings
+from flows import runtime
+runtime.configure(load_settings(None, ["data_root={root}"])[0])
+from prefect.server.api.server import SubprocessASGIServer
+server = SubprocessASGIServer()
+print("starting", flush=True)
+server.start()
+print("started", flush=True)
+server.stop()
+"""
+    lock = root / "run" / "locks" / "prefect-server-start.lock"
+    with procs.file_lock(lock):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], env=_env(), stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == "starting\n"
+        time.sleep(3.0)
+        assert _embedded_children(proc.pid) == [] and proc.poll() is None
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and out == "started\n"
+
+
+def _embedded_children(pid: int) -> list[int]:
+    """The embedded Prefect servers among `pid`'s child processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and procs.alive(int(entry.name), EMBEDDED_MARKERS):
+            found.append(int(entry.name))
+    return found

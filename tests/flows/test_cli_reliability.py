@@ -114,6 +114,14 @@ def test_sql_still_reads_tables_views_and_the_catalog_listing(data_root: Path) -
     assert res.exit_code == 0 and "video_id" in res.output
 
 
+@pytest.mark.parametrize(
+    "sql", ["/* an export */ COPY (SELECT 1) TO 'x.csv'", "\n-- export\n  copy videos TO 'x.csv'"]
+)
+def test_sql_refusal_names_the_statement_after_comments(data_root: Path, sql: str) -> None:
+    res = chfen(data_root, "sql", sql)
+    assert res.exit_code == 2 and "read-only: COPY (copy) statements" in res.output, res.output
+
+
 @pytest.mark.parametrize("sql", ["", "   "])
 def test_sql_without_a_query_is_a_usage_error(data_root: Path, sql: str) -> None:
     res = chfen(data_root, "sql", sql)
@@ -221,6 +229,7 @@ def test_cut_videos_file_check_info_sql_and_repair(data_root: Path) -> None:
     assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
     res = chfen(data_root, "sql", "SELECT * FROM videos_latest")
     assert res.exit_code == 1 and "table videos is damaged" in " ".join(res.output.split())
+    assert "query failed" not in res.output and "sql:" not in res.output, res.output
 
     res = chfen(data_root, "warehouse", "repair", "videos")
     assert res.exit_code == 0, res.output
@@ -230,3 +239,24 @@ def test_cut_videos_file_check_info_sql_and_repair(data_root: Path) -> None:
     res = chfen(data_root, "sql", "SELECT count(*) AS n FROM videos_latest", "--csv")
     assert res.exit_code == 0 and res.output.splitlines()[-1] == "1", res.output
     assert chfen(data_root, "warehouse", "repair", "vidoes").exit_code == 2
+
+
+def test_crawl_summary_counts_each_page_once() -> None:
+    """The outcome rows add up to the pages listed; the pages tried again after an earlier
+    failure are a part of the downloaded and failed rows, said so and placed after them
+    (probe: 1 downloaded + 1 'tried again' read as 11 of 10 pages)."""
+    from rich.console import Console
+
+    from flows.cli.show import print_crawl_summary
+
+    summary = {
+        "downloaded": 1, "already_known": 4, "failed_before": 3, "retried": 3,
+        "failed_by_kind": {"timeout": 2}, "failures": [], "source_errors": [],
+    }  # fmt: skip
+    out = Console(record=True, width=100)
+    print_crawl_summary(summary, out)
+    rows = [line.strip("│ ").split("│") for line in out.export_text().splitlines()]
+    counts = {r[0].strip(): int(r[-1]) for r in rows if len(r) > 1 and r[-1].strip().isdigit()}
+    outcomes = {k: n for k, n in counts.items() if not k.startswith("of these")}
+    assert sum(outcomes.values()) == 10, counts
+    assert list(counts)[-1] == "of these, failed before and tried again", counts

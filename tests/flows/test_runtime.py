@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flows.runtime import without_subflow_heartbeats
+from pathlib import Path
+
+from chfen.config import load_settings
+from flows.runtime import compact_after, without_subflow_heartbeats
+from warehouse import Warehouse
+from warehouse.core import utcnow
 
 
 def test_subflows_inside_the_block_run_without_heartbeats(prefect_harness: None) -> None:
@@ -27,3 +32,19 @@ def test_subflows_inside_the_block_run_without_heartbeats(prefect_harness: None)
     seen = parent()
     assert seen["inside"] is None
     assert seen["parent"] == seen["after"] == 180
+
+
+def test_a_crawl_compacts_the_sources_table_too(tmp_path: Path) -> None:
+    """Each discovery writes its source's row (one commit per source and crawl): an hourly
+    crawl of three sources adds 72 files a day, so the crawl stage compacts `sources` as well
+    once it passes `warehouse.compact_files`."""
+    root = tmp_path / "data"
+    settings = load_settings(None, [f"data_root={root}", "warehouse.compact_files=3"])[0]
+    wh = Warehouse(root)
+    for i in range(4):
+        row = {"name": f"s{i % 2}", "url": "http://x/feed.xml", "kind": "feed", "enabled": True}
+        wh.append("sources", [{**row, "updated_at": utcnow(), "status": "ok"}])
+    assert len(wh.live_files("sources")[1]) == 4
+    done = compact_after(settings, ("crawl",))
+    assert "sources" in {d["table"] for d in done}
+    assert len(wh.live_files("sources")[1]) == 1 and wh.count("sources") == 4
