@@ -211,10 +211,11 @@ def _selection_html(history: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-SPLIT_BY_VIDEO_HTML = (
-    "<p><b>Split by video</b> (<code>train.split_by: video</code>): the test videos share "
-    "their uploaders with the training videos, so these figures say how the model does on "
-    "new videos of the same people, not on new people (speaker-dependent).</p>"
+# Said by the run's summary and on the report page when `train.split_by` is video.
+SPLIT_BY_VIDEO = (
+    "split by video (train.split_by: video): the test videos share their uploaders with the "
+    "training videos, so the figures say how the model does on new videos of the same people, "
+    "not on new people (speaker-dependent)"
 )
 
 
@@ -280,7 +281,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 <h1>CHFEN run <code>{html.escape(run_id)}</code></h1>
 <h2>Held-out {"videos" if by_video else "uploaders"} (test)</h2>
 {_verdict_html(comparison, metrics.get("n"))}
-{SPLIT_BY_VIDEO_HTML if by_video else ""}
+{f"<p><b>{html.escape(SPLIT_BY_VIDEO.capitalize())}.</b></p>" if by_video else ""}
 {results}
 <p>{_fmt(metrics.get("n"))} test videos. Intervals: percentile bootstrap over the test videos
 ({_fmt(resamples)} resamples, seeded); a difference is paired (CHFEN and the baseline on the

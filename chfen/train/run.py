@@ -54,7 +54,7 @@ from chfen.train.loop import (
     train_model,
 )
 from chfen.train.metrics import classification_metrics
-from chfen.train.report import write_report
+from chfen.train.report import SPLIT_BY_VIDEO, write_report
 from warehouse import Warehouse
 
 log = logging.getLogger("chfen.train")
@@ -65,11 +65,6 @@ METRICS_JSON = "metrics.json"
 SPLIT_JSON = "split.json"
 REPORT_DIR = "report"
 MIN_EXAMPLES = 8
-SPLIT_BY_VIDEO_NOTE = (
-    "[train] split by video (train.split_by: video): the test videos share their uploaders "
-    "with the training videos, so the figures say how the model does on new videos of the "
-    "same people, not on new people"
-)
 
 Say = Callable[[str], None]
 
@@ -385,7 +380,7 @@ def _prepare_data(
         f"modalities {sorted(data.dims)}"
     )
     if cfg.split_by == "video":
-        say(SPLIT_BY_VIDEO_NOTE)
+        say(f"[train] {SPLIT_BY_VIDEO}")
     return _RunData(data, split, parts, units)
 
 

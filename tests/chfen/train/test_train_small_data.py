@@ -303,4 +303,4 @@ def test_a_one_speaker_dataset_trains_when_split_by_video(
     assert selection["mixing_weights"]["fused"] > 1e-6  # the test asks the folds' question
     assert run.metrics["weighted_f1"] > run.baselines["majority"]["weighted_f1"] + 0.15
     assert any("split by video" in line for line in said)
-    assert "Split by video" in run.report_path.read_text()
+    assert "Split by video (train.split_by: video)" in run.report_path.read_text()
