@@ -15,7 +15,8 @@ def ravdess_folder() -> Path:
     """The RAVDESS sample's folder; skips the test (with the reason) where it is absent."""
     if not (RAVDESS / "labels.csv").is_file():
         pytest.skip(f"the real RAVDESS sample is absent ({RAVDESS}); it lives beside the project")
-    return RAVDESS
+    # resolved, as the import records a file's path: `../shared` may be a symbolic link
+    return RAVDESS.resolve()
 
 
 def small_folder(ravdess: Path, dest: Path, names: tuple[str, ...]) -> Path:
