@@ -30,6 +30,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from chfen import registry
+from chfen.asr.words import join_words
 from chfen.config import Settings
 from labeling import config as lc
 from labeling.project import connect, describe_api_error, ensure_project, is_unreachable
@@ -105,7 +106,9 @@ def processed_videos(
 
 
 def transcripts(wh: Warehouse, video_ids: Sequence[str]) -> dict[str, str]:
-    """video_id -> transcript text from `transcript_words` (one line per ASR segment)."""
+    """video_id -> transcript text from `transcript_words` (one line per ASR segment).
+
+    Joined as the segment's own text is (`join_words`): no spaces between Chinese words."""
     if not video_ids:
         return {}
     rows = wh.rows(
@@ -125,12 +128,11 @@ def transcripts(wh: Warehouse, video_ids: Sequence[str]) -> dict[str, str]:
             video_lines.append([])
             last_segment[vid] = row["segment_idx"]
         video_lines[-1].append(row["word"])
-    return {vid: "\n".join(_join_words(words) for words in segs) for vid, segs in lines.items()}
-
-
-def _join_words(words: Iterable[str]) -> str:
-    # whisper words usually carry their own leading space; others need one added
-    return "".join(w if w[:1].isspace() else " " + w for w in words).strip()
+    # Words as the ASR stage writes them: spaced, except between Chinese characters.
+    return {
+        vid: "\n".join(join_words(w.strip() for w in words) for words in segs)
+        for vid, segs in lines.items()
+    }
 
 
 def local_files_url(media_path: str, media_root: Path, document_root: Path) -> str:

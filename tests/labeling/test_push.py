@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from labkit import AUTH, Lab
 
 from labeling import server
 from labeling.config import EMOTION
-from labeling.push import LabelPushError, push_tasks, tasks_in_project
+from labeling.push import LabelPushError, push_tasks, tasks_in_project, transcripts
+from warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -146,3 +149,29 @@ def test_a_task_imported_without_its_record_is_not_imported_twice(lab: Lab, clie
     assert report.recovered == [a] and report.pushed == [b]
     assert sorted(tasks_in_project(client, report.project_id)) == [a, b]
     assert client.projects.get(report.project_id).task_number == 2
+
+
+def test_transcripts_write_chinese_words_unspaced(tmp_path: Path) -> None:
+    """Task transcripts join each segment's words as the ASR stage's segment text does: no
+    space between Chinese words (jieba words, punctuation on the word before), spaces around
+    the English ones; whisper's leading spaces (older rows) are not doubled. (Was
+    "今天 的 晚饭 做好 了。": every word got a space.)"""
+    wh = Warehouse(tmp_path / "wh")
+    segments = {
+        "zh": [["今天", "的", "晚饭", "做好", "了。"], ["Dinner", "is", "ready."]],
+        "mixed": [["我们", "去", "KTV", "唱歌", "吧！"]],
+        "en": [[" what", " a"], [" lovely", " morning"]],
+    }
+    wh.append(
+        "transcript_words",
+        [
+            {"video_id": vid, "word_idx": i, "segment_idx": s, "word": word}
+            for vid, segs in segments.items()
+            for i, (s, word) in enumerate((s, w) for s, seg in enumerate(segs) for w in seg)
+        ],
+    )
+    assert transcripts(wh, list(segments)) == {
+        "zh": "今天的晚饭做好了。\nDinner is ready.",
+        "mixed": "我们去 KTV 唱歌吧！",
+        "en": "what a\nlovely morning",
+    }
