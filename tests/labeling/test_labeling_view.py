@@ -85,9 +85,14 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
     try:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
-        while not port_file.exists() and time.monotonic() < deadline:
+        # Chromium creates the file before it writes the port: wait for the port's line.
+        lines: list[str] = []
+        while not lines and time.monotonic() < deadline:
             time.sleep(0.1)
-        port = int(port_file.read_text().splitlines()[0])
+            lines = port_file.read_text().splitlines() if port_file.exists() else []
+        if not lines:
+            raise RuntimeError(f"Chromium wrote no DevTools port to {port_file} in 30 s")
+        port = int(lines[0])
         pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
         page = next(p for p in pages if p.get("type") == "page")
         with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
