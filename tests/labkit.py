@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,10 +163,14 @@ class Lab:
         *,
         fps: float = 25.0,
         words: tuple[str, ...] = (" I", " love", " this", " song"),
+        segments: Sequence[Sequence[str]] | None = None,
+        title: str | None = None,
         asr_done: bool = True,
         status: str = "ok",
     ) -> str:
-        """A processed video: media file, `videos` row, ASR ledger row, transcript words."""
+        """A processed video: media file, `videos` row, ASR ledger row, transcript words.
+
+        The words fall two to a segment, or `segments` gives each segment's words."""
         video_id = self.vid(n)
         folder = self.server.media_root / video_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -177,7 +181,7 @@ class Lab:
                 {
                     "video_id": video_id,
                     "source": "test",
-                    "title": f"Title of {video_id}",
+                    "title": title if title is not None else f"Title of {video_id}",
                     "description": f"Description of {video_id}",
                     "uploader": f"uploader-{n % 2}",
                     "fps": fps,
@@ -191,18 +195,21 @@ class Lab:
         )
         if asr_done:
             self.wh.mark_done(video_id, "asr", "1")
+        if segments is None:
+            segments = [words[i : i + 2] for i in range(0, len(words), 2)]
+        numbered = [(seg_idx, word) for seg_idx, seg in enumerate(segments) for word in seg]
         self.wh.append(
             "transcript_words",
             [
                 {
                     "video_id": video_id,
                     "word_idx": i,
-                    "segment_idx": i // 2,
+                    "segment_idx": seg_idx,
                     "word": word,
                     "start_s": i * 0.4,
                     "end_s": i * 0.4 + 0.3,
                 }
-                for i, word in enumerate(words)
+                for i, (seg_idx, word) in enumerate(numbered)
             ],
         )
         return video_id

@@ -198,3 +198,54 @@ def test_an_audio_only_task_plays_its_audio(
     assert dom["audio"] > 0  # the sound was decoded for playing
     for label in lc.LABELS:
         assert label in dom["text"], label
+
+
+def test_chinese_title_and_code_switched_transcript_render_as_written(
+    lab: Lab, client: LabelStudio, browser: DevTools, tmp_path: Path
+) -> None:
+    """A Chinese video's task: the editor shows its title and transcript character for
+    character (not escaped, dropped, '?' or mojibake), one line per ASR segment, the Chinese
+    words unspaced as the ASR stage writes them; the code-switched lines (a Chinese sentence, an
+    English one, English words inside a Chinese one) keep their spaces only around English.
+
+    Words are stored as the ASR stage writes them (jieba words, punctuation on the word before,
+    no leading spaces). The screenshot (`chinese-view.png`) shows boxes where the machine's
+    Chromium has no CJK font (fonts-noto-cjk): the DOM assertions do not depend on fonts.
+
+    Mutation-checked (labeling/push.py changed, this test run, reverted): the push sending the
+    title ascii-escaped (`"\\u4eca\\u5929..."` in the view) with the transcript's non-ASCII
+    as '?', the title's non-ASCII dropped (`" #"`), title and transcript as UTF-8 read as
+    Latin-1 (mojibake), and the transcript's words joined with a space each (the bug fixed
+    with this test: "今天 的 晚饭 做好 了。") each failed it.
+    """
+    title = "今天的晚饭做好了！红烧肉🍜 #家常菜"
+    segments = (
+        ("今天", "的", "晚饭", "做好", "了。"),
+        ("Dinner", "is", "ready."),
+        ("我们", "一起", "吃", "hot", "pot", "吧！"),
+    )
+    lines = ["今天的晚饭做好了。", "Dinner is ready.", "我们一起吃 hot pot 吧！"]
+    vid = lab.add_video(1, title=title, segments=segments)
+    report = push_tasks(lab.settings, lab.wh)
+    assert not report.failed, report.failed
+    task_id = tasks_in_project(client, report.project_id)[vid]
+    open_task(lab, browser, report.project_id, task_id)
+    # The data manager's row can show the transcript before the editor does: wait for the
+    # editor's own copy.
+    browser.wait_for(
+        "Array.from(document.querySelectorAll('.lsf-main-content .lsf-richtext__line'))"
+        ".some(line => line.textContent === 'Dinner is ready.')"
+    )
+    # The editor's <Text> objects in config order: the title, then the transcript.
+    dom = browser.js(
+        "({texts: Array.from(document.querySelectorAll('.lsf-main-content .lsf-richtext'),"
+        "   t => Array.from(t.querySelectorAll('.lsf-richtext__line'), l => l.textContent))})"
+    )
+    shot = browser.send("Page.captureScreenshot", format="png")
+    (tmp_path / "chinese-view.png").write_bytes(base64.b64decode(shot["data"]))
+
+    assert {"title": dom["texts"][0], "transcript": dom["texts"][-1]} == {
+        "title": [title],
+        "transcript": lines,
+    }
+    assert len(dom["texts"]) == 2, dom["texts"]
