@@ -488,10 +488,13 @@ class TrainConfig(_Section):
         "nothing is held out to choose it (see head_l2_grid).",
     )
     head_l2_grid: list[float] = Field(
-        default_factory=lambda: [1.0, 10.0, 100.0, 1000.0],
+        default_factory=lambda: [1.0, 10.0, 100.0, 1000.0, 1e4, 1e5],
         description="Candidate L2 strengths per modality head; each head takes the one with "
         "the lowest held-out loss (cross-validation folds or the validation split). Empty = "
-        "head_l2 for all.",
+        "head_l2 for all. Up to 1e5, so that a head on a modality that carries nothing "
+        "(high-dimensional noise, few videos) can be silenced (a synthetic set of two "
+        "speakers with one informative modality, four seeds: 0.44 -> 0.47 mean weighted F1 "
+        "with the grid up to 1e5 instead of 1e3; the 240-video demo unchanged).",
     )
     head_targets: Literal["majority", "soft"] = Field(
         "majority",
