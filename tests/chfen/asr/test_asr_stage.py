@@ -299,3 +299,45 @@ def test_redecoding_uses_only_the_missed_speech(monkeypatch) -> None:
     assert calls == [[(1.0, 7.5)], [(6.0, 7.5)]]
     assert [w.text for w in result.words] == ["hello", "there.", "again."]
     assert result.redecoded == 1 and [s.text for s in result.segments] == ["hello there.", "again."]
+
+
+def test_decoding_settings_reach_faster_whisper(monkeypatch) -> None:
+    import inspect
+    from types import SimpleNamespace
+
+    import faster_whisper
+
+    from chfen.asr.transcribe import Transcriber
+
+    real = inspect.signature(faster_whisper.BatchedInferencePipeline.transcribe).parameters
+    calls: list[dict] = []
+
+    class Spy:
+        def __init__(self, model):
+            pass
+
+        def transcribe(self, audio, **kwargs):
+            calls.append(kwargs)
+            return iter([]), SimpleNamespace(language=kwargs["language"])
+
+    monkeypatch.setattr(faster_whisper, "BatchedInferencePipeline", Spy)
+
+    def decode(cfg: AsrConfig, multilingual: bool) -> dict:
+        tr = Transcriber(cfg)
+        tr._model = SimpleNamespace(model=SimpleNamespace(is_multilingual=multilingual))
+        tr._decode(np.zeros(SAMPLE_RATE, np.float32), [(0.0, 1.0)], cfg.language)
+        assert set(calls[-1]) <= set(real)  # only arguments faster-whisper takes
+        return calls[-1]
+
+    set_ = decode(
+        AsrConfig(model="base", language="zh", beam_size=3, no_repeat_ngram_size=7,
+                  repetition_penalty=1.3),
+        multilingual=True,
+    )  # fmt: skip
+    assert (set_["beam_size"], set_["no_repeat_ngram_size"], set_["repetition_penalty"]) == (
+        3, 7, 1.3,
+    )  # fmt: skip
+    # Unset, the beam is the measured default of the model's kind.
+    assert decode(AsrConfig(), multilingual=False)["beam_size"] == 5
+    assert decode(AsrConfig(model="base", language="zh"), multilingual=True)["beam_size"] == 1
+    assert decode(AsrConfig(beam_size=2), multilingual=False)["beam_size"] == 2
