@@ -19,6 +19,19 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# pytest-xdist sets COLUMNS=80 in its workers; the CLI's consoles, created at import, would keep
+# that width for good and wrap the messages the CLI tests look for. Tests that care set
+# COLUMNS themselves (CliRunner's env), which a console without a fixed width reads each time.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The files with end-to-end (`slow`) tests first, the rest after, each in collection
+    order. With `-n` (scripts/test.sh) a worker takes one file at a time: the long files then
+    start early and run beside the many short ones instead of last, alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order kept otherwise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -39,7 +52,13 @@ DEMO_TEST_STALL_S = 10.0
 def demo_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the session's demo catalogue is generated (or found, with DEMO_SITE_TEST_CACHE)."""
     keep = os.environ.get("DEMO_SITE_TEST_CACHE")
-    return Path(keep) if keep else tmp_path_factory.mktemp("demo_site")
+    if keep:
+        return Path(keep)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one folder for all workers (generation locks it)
+        shared = tmp_path_factory.getbasetemp().parent / "demo_site"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("demo_site")
 
 
 @pytest.fixture(scope="session")
