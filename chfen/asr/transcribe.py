@@ -67,6 +67,23 @@ MIN_DETECT_S = 1.0
 # and 0.20 s in a 10 s one, with the same language on top. Windows are at least 10 s.
 DETECT_MIN_FRAMES = 1000  # mel frames of 10 ms
 DETECT_STEP_FRAMES = 500
+# Per-segment detection first detects neighbouring speech units together, in groups that fill
+# one detection window (the window costs the same for one unit or several): a group's language
+# holds for all its units when it is at least SURE_PROB probable and no group beside it is that
+# sure of another language; the units of every other group (a switch may lie inside it) are
+# detected one by one. A clip of one group is detected unit by unit.
+DETECT_GROUP_S = DETECT_MIN_FRAMES / 100
+SURE_PROB = 0.8
+# Detection on a few seconds of speech is noisy (whisper base put 2 of 12 units of 60 s of
+# synthetic Mandarin at 0.75 and 0.95 English), and each language switch splits the decoding.
+# A run of units whose language differs from the units on both sides of it, which agree, is
+# such an excursion: two switches. It keeps its language only when its detected evidence
+# (summed log-odds over the run) outweighs a prior of SWITCH_PRIOR for each of the two
+# switches, about 80:1 odds; else it takes its neighbours'. A run at the start or end of the
+# clip is one switch and keeps what was detected: a demo clip's Mandarin second half was
+# detected at only 0.67 (espeak), and one switch must not need more than that.
+SWITCH_PRIOR = 0.1
+MIN_LANGUAGE_PROB = 1e-4
 # Per-segment detection cuts the VAD's regions further at pauses at least this long: the VAD
 # (with its coarse window step) runs sentences together across short pauses, and speakers
 # switch language mostly at a pause. A pause is audio this far below the region's loud frames.
@@ -508,12 +525,19 @@ class Transcriber:
     def detect_languages(
         self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
     ) -> list[tuple[str, float]]:
-        """(language, probability) of each region, from whisper's language token.
+        """(language, probability) of each region, from whisper's language token (see
+        `language_distributions`)."""
+        return [_top(dist) for dist in self.language_distributions(audio, regions)]
+
+    def language_distributions(
+        self, audio: np.ndarray, regions: Sequence[tuple[float, float]]
+    ) -> list[dict[str, float]]:
+        """Whisper's language probabilities of each region.
 
         Regions are detected in batches, one encoder pass each over a window just longer than
-        the batch's longest region (DETECT_MIN_FRAMES). Detection chooses among
-        `asr.languages` when set (probabilities renormalised over them). Regions shorter
-        than MIN_DETECT_S take the language of the nearest region that is long enough.
+        the batch's longest region (DETECT_MIN_FRAMES). With `asr.languages` set only those
+        languages count (probabilities renormalised over them). Regions shorter than
+        MIN_DETECT_S take the probabilities of the nearest region that is long enough.
         """
         if not regions:
             return []
@@ -522,7 +546,7 @@ class Transcriber:
         long_enough = [i for i, (s, e) in enumerate(regions) if e - s >= MIN_DETECT_S]
         detect = long_enough or list(range(len(regions)))
         allowed = set(self.cfg.languages or [])
-        found: dict[int, tuple[str, float]] = {}
+        found: dict[int, dict[str, float]] = {}
         feats = {
             i: extractor(
                 audio[int(regions[i][0] * SAMPLE_RATE) : int(regions[i][1] * SAMPLE_RATE)]
@@ -540,9 +564,9 @@ class Transcriber:
                 pairs = [(token[2:-2], float(p)) for token, p in probs]
                 if allowed:
                     pairs = [(lang, p) for lang, p in pairs if lang in allowed] or pairs
-                total = sum(p for _, p in pairs) or 1.0
-                lang, prob = max(pairs, key=lambda x: x[1])
-                found[i] = (lang, prob / total if allowed else prob)
+                    total = sum(p for _, p in pairs) or 1.0
+                    pairs = [(lang, p / total) for lang, p in pairs]
+                found[i] = dict(pairs)
         mids = {i: (regions[i][0] + regions[i][1]) / 2 for i in found}
         out = []
         for i, (s, e) in enumerate(regions):
@@ -551,6 +575,53 @@ class Transcriber:
                 found[i] = found[nearest]
             out.append(found[i])
         return out
+
+    def detect_units(
+        self, audio: np.ndarray, units: Sequence[tuple[float, float]]
+    ) -> list[tuple[str, float]]:
+        """(language, probability) of each speech unit, as cheaply as the audio allows.
+
+        Neighbouring units are first detected together, in groups at most DETECT_GROUP_S long
+        (one detection window each). A group's probabilities hold for its units when its
+        language is at least SURE_PROB probable and no neighbouring group is that sure of
+        another language; the units of the other groups, where a switch may be, are detected
+        one by one. On speech in one language that is one window per 10 s instead of one per
+        unit. Short excursions to another language are then smoothed (`smooth_languages`).
+        """
+        groups: list[list[int]] = []
+        for i, (_, end) in enumerate(units):
+            if groups and end - units[groups[-1][0]][0] <= DETECT_GROUP_S:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        if len(groups) < 2 or len(groups) == len(units):
+            dists = self.language_distributions(audio, units)
+            alone = len(units)
+        else:
+            spans = [(units[g[0]][0], units[g[-1]][1]) for g in groups]
+            by_group = self.language_distributions(audio, spans)
+            tops = [_top(dist) for dist in by_group]
+            found: dict[int, dict[str, float]] = {}
+            unsure: list[int] = []
+            for k, group in enumerate(groups):
+                language, prob = tops[k]
+                beside = [tops[j] for j in (k - 1, k + 1) if 0 <= j < len(groups)]
+                if prob >= SURE_PROB and all(
+                    other == language or p < SURE_PROB for other, p in beside
+                ):
+                    found.update({i: by_group[k] for i in group})
+                else:
+                    unsure.extend(group)
+            if unsure:
+                again = self.language_distributions(audio, [units[i] for i in unsure])
+                found.update(zip(unsure, again, strict=True))
+            dists = [found[i] for i in range(len(units))]
+            alone = len(unsure)
+        languages = smooth_languages(dists)
+        log.debug("language detection: %d units in %d groups, %d detected alone, %d switches",
+                  len(units), len(groups), alone,
+                  sum(a != b for a, b in zip(languages, languages[1:], strict=False)))  # fmt: skip
+        return [(lang, dist.get(lang, 0.0)) for lang, dist in zip(languages, dists, strict=True)]
 
     def _plan(
         self, audio: np.ndarray, speech: list[tuple[float, float]]
@@ -571,7 +642,7 @@ class Transcriber:
             ((language, _),) = self.detect_languages(audio, first)
             return [(language, merge_regions(speech, CHUNK_S))]
         units = split_at_pauses(audio, speech)
-        detected = self.detect_languages(audio, units)
+        detected = self.detect_units(audio, units)
         runs: list[tuple[str, list[tuple[float, float]]]] = []
         for region, (language, _) in zip(units, detected, strict=True):
             if runs and runs[-1][0] == language:
@@ -696,6 +767,48 @@ def detect_frames(n: int, max_frames: int) -> int:
     to DETECT_STEP_FRAMES, at least DETECT_MIN_FRAMES, at most whisper's 30 s."""
     steps = -(-max(n, 1) // DETECT_STEP_FRAMES)
     return min(max(steps * DETECT_STEP_FRAMES, DETECT_MIN_FRAMES), max_frames)
+
+
+def _top(dist: dict[str, float]) -> tuple[str, float]:
+    """The most probable language of a distribution, and its probability."""
+    return max(dist.items(), key=lambda item: item[1])
+
+
+def smooth_languages(
+    dists: Sequence[dict[str, float]], switch_prior: float = SWITCH_PRIOR
+) -> list[str]:
+    """Each unit's most probable language, with excursions smoothed away: a run of units
+    between two units of one other language takes theirs unless the run's summed log-odds for
+    its own language exceed 2 * log((1 - switch_prior) / switch_prior), the cost of switching
+    there and back. Runs at the clip's start or end keep their language. The weakest such run
+    goes first, until none is left."""
+    languages = [_top(dist)[0] for dist in dists]
+    cost = 2 * math.log((1.0 - switch_prior) / switch_prior)
+
+    def logp(dist: dict[str, float], lang: str) -> float:
+        return math.log(max(dist.get(lang, 0.0), MIN_LANGUAGE_PROB))
+
+    while True:
+        runs: list[tuple[int, int]] = []  # [start, end) of each run of one language
+        for i, lang in enumerate(languages):
+            if runs and languages[runs[-1][0]] == lang:
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+        weakest: tuple[float, int, int, str] | None = None
+        for k in range(1, len(runs) - 1):
+            around = languages[runs[k - 1][0]]
+            if around != languages[runs[k + 1][0]]:
+                continue
+            a, b = runs[k]
+            own = languages[a]
+            evidence = sum(logp(dists[i], own) - logp(dists[i], around) for i in range(a, b))
+            if evidence < cost and (weakest is None or evidence < weakest[0]):
+                weakest = (evidence, a, b, around)
+        if weakest is None:
+            return languages
+        _, a, b, around = weakest
+        languages[a:b] = [around] * (b - a)
 
 
 def _pad_frames(feat: np.ndarray, frames: int) -> np.ndarray:
