@@ -74,8 +74,8 @@ DETECT_STEP_FRAMES = 500
 # detected one by one. A clip of one group is detected unit by unit.
 DETECT_GROUP_S = DETECT_MIN_FRAMES / 100
 SURE_PROB = 0.8
-# Detection on a few seconds of speech is noisy (whisper base put 2 of 12 units of 60 s of
-# synthetic Mandarin at 0.75 and 0.95 English), and each language switch splits the decoding.
+# Detection on a few seconds of speech is noisy (whisper base called 3 of the 12 units of 60 s
+# of synthetic Mandarin English, at 0.75, 0.95 and 0.55), and each switch splits the decoding.
 # A run of units whose language differs from the units on both sides of it, which agree, is
 # such an excursion: two switches. It keeps its language only when its detected evidence
 # (summed log-odds over the run) outweighs a prior of SWITCH_PRIOR for each of the two

@@ -225,8 +225,9 @@ def test_continuous_mandarin_is_not_written_over_and_over() -> None:
 def test_detected_mandarin_stays_mandarin_through_uncertain_units() -> None:
     """About a minute of whole Mandarin sentences in the voice whisper base detects poorly,
     the language detected among zh and en. Detected unit by unit, some sentences came out
-    English with no English spoken (on benchmarks/asr.py's Mandarin audio 2 of 12, at 0.75 and
-    0.95) and were decoded as English; now such excursions take their neighbours' language."""
+    English with no English spoken (on benchmarks/asr.py's Mandarin audio 3 of 12, at 0.75,
+    0.95 and 0.55) and were decoded as English; now such excursions between Mandarin sentences
+    take their neighbours' language."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is needed (apt-get install espeak-ng)")
     pause = np.zeros(int(0.8 * SAMPLE_RATE), np.float32)
