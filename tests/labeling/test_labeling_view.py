@@ -230,16 +230,15 @@ def test_chinese_title_and_code_switched_transcript_render_as_written(
     assert not report.failed, report.failed
     task_id = tasks_in_project(client, report.project_id)[vid]
     open_task(lab, browser, report.project_id, task_id)
-    # The data manager's row can show the transcript before the editor does: wait for the
-    # editor's own copy.
-    browser.wait_for(
-        "Array.from(document.querySelectorAll('.lsf-main-content .lsf-richtext__line'))"
-        ".some(line => line.textContent === 'Dinner is ready.')"
-    )
-    # The editor's <Text> objects in config order: the title, then the transcript.
-    dom = browser.js(
-        "({texts: Array.from(document.querySelectorAll('.lsf-main-content .lsf-richtext'),"
-        "   t => Array.from(t.querySelectorAll('.lsf-richtext__line'), l => l.textContent))})"
+    # The editor's <Text> objects in config order: the title, then the transcript. The data
+    # manager's row can show the transcript before the editor does, and the editor may draw
+    # its texts again while it loads (seen once: its lines there, then gone a moment later):
+    # the texts are read in the same evaluation that finds the editor's transcript drawn.
+    dom = browser.wait_for(
+        "(texts => texts.length && texts[texts.length - 1].includes('Dinner is ready.')"
+        "  ? {texts} : null)("
+        "Array.from(document.querySelectorAll('.lsf-main-content .lsf-richtext'),"
+        "   t => Array.from(t.querySelectorAll('.lsf-richtext__line'), l => l.textContent)))"
     )
     shot = browser.send("Page.captureScreenshot", format="png")
     (tmp_path / "chinese-view.png").write_bytes(base64.b64decode(shot["data"]))
